@@ -1,0 +1,436 @@
+"""Every table's schema, written once, with dtypes and units.
+
+Conventions (see ``DESIGN.md``, "Data model"):
+
+* time is ``int64`` nanoseconds since the Unix epoch, UTC (``ts_ns``);
+* prices are ``float64`` dollars; sizes are ``int64`` (contracts for options and
+  futures, shares for stock);
+* options are named by OCC/OSI symbol in Polygon's spelling (``O:SPY251110C00685000``)
+  and every option row also carries ``underlying``, ``root``, ``expiration``,
+  ``strike`` and ``right`` ('C' / 'P');
+* every row carries ``underlying``: the Dagster partition's underlying. ES futures
+  rows carry the underlying they serve as a proxy (``SPY``), not ``ES``;
+* ``sequence`` is the vendor's sequence number, or the row's position in the source
+  file when the vendor has none; with ``ts_ns`` it is the stable order of events.
+
+Each column's unit and meaning are stored in the Arrow field metadata (keys
+``unit`` and ``description``) so they travel with every Parquet file the lake writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+RAW = "raw"
+ENRICHED = "enriched"
+GOLD = "gold"
+LAYERS = (RAW, ENRICHED, GOLD)
+
+
+def col(name: str, dtype: pa.DataType, unit: str, description: str, nullable: bool = False) -> pa.Field:
+    """One column: an Arrow field whose metadata records ``unit`` and ``description``."""
+    return pa.field(name, dtype, nullable=nullable, metadata={"unit": unit, "description": description})
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A lake table: its Arrow schema and the facts quality checks and joins rely on.
+
+    Attributes
+    ----------
+    name : str
+        Table name, also the asset name and the DuckDB view name.
+    layer : str
+        ``raw``, ``enriched`` or ``gold``.
+    schema : pyarrow.Schema
+        Column names, dtypes and nullability; field metadata carries units.
+    sort_key : tuple[str, ...]
+        Order the lake keeps rows in (instrument, then time, then sequence).
+    instrument : str | None
+        Column naming the instrument, for per-instrument ordering checks.
+    dedup_key : tuple[str, ...]
+        Columns that identify a duplicate print / quote for the duplicate-rate check.
+    required : tuple[str, ...]
+        Columns that must never be null (derived from nullability).
+    positive : tuple[str, ...]
+        Price columns that must be > 0 where present (dollars).
+    quote_pair : tuple[str, str] | None
+        (bid, ask) columns for the bid <= ask rate check.
+    session_kind : str | None
+        Which session window bounds ``ts_ns``: ``option``, ``stock``, ``futures``
+        or ``None`` (no time column to check).
+    description : str
+        One line for the data dictionary.
+    """
+
+    name: str
+    layer: str
+    schema: pa.Schema
+    sort_key: tuple[str, ...]
+    instrument: str | None
+    dedup_key: tuple[str, ...]
+    positive: tuple[str, ...] = ()
+    quote_pair: tuple[str, str] | None = None
+    session_kind: str | None = None
+    description: str = ""
+    required: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "required", tuple(f.name for f in self.schema if not f.nullable))
+        names = set(self.schema.names)
+        for group in (self.sort_key, self.dedup_key, self.positive, self.quote_pair or ()):
+            missing = [c for c in group if c not in names]
+            if missing:
+                raise ValueError(f"table {self.name!r}: key columns {missing} are not in its schema")
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def unit(self, column: str) -> str:
+        """The unit recorded for ``column`` (``KeyError`` if the column does not exist)."""
+        meta = self.schema.field(column).metadata or {}
+        return meta.get(b"unit", b"").decode()
+
+
+# --- shared column groups -------------------------------------------------------------
+
+def _event_time() -> list[pa.Field]:
+    return [
+        col("ts_ns", pa.int64(), "ns since epoch, UTC", "event time (exchange / vendor timestamp)"),
+        col("sequence", pa.int64(), "count", "vendor sequence number, or row position in the source file"),
+    ]
+
+
+def _option_identity() -> list[pa.Field]:
+    return [
+        col("option_symbol", pa.string(), "OCC symbol", "OCC/OSI symbol, Polygon spelling O:ROOTYYMMDD[C|P]STRIKE*1000"),
+        col("underlying", pa.string(), "ticker", "underlying of the contract; the partition's underlying"),
+        col("root", pa.string(), "ticker", "option root / trading class (SPY, SPXW, VIX, VIXW, ...)"),
+        col("expiration", pa.date32(), "date", "last trading day of the contract"),
+        col("strike", pa.float64(), "dollars", "strike price"),
+        col("right", pa.string(), "C|P", "C for call, P for put"),
+    ]
+
+
+def _source() -> pa.Field:
+    return col("source", pa.string(), "text", "vendor and dataset the row came from (e.g. cboe_datashop.option_trades)")
+
+
+def _quote_sides(size_unit: str) -> list[pa.Field]:
+    return [
+        col("bid", pa.float64(), "dollars", "best bid price", nullable=True),
+        col("bid_size", pa.int64(), size_unit, "size at the best bid", nullable=True),
+        col("ask", pa.float64(), "dollars", "best ask (offer) price", nullable=True),
+        col("ask_size", pa.int64(), size_unit, "size at the best ask", nullable=True),
+        col("bid_exchange", pa.string(), "vendor code", "exchange at the bid, in the source's code space", nullable=True),
+        col("ask_exchange", pa.string(), "vendor code", "exchange at the ask, in the source's code space", nullable=True),
+    ]
+
+
+def _trade_body(size_unit: str) -> list[pa.Field]:
+    return [
+        col("price", pa.float64(), "dollars", "trade price"),
+        col("size", pa.int64(), size_unit, "trade size"),
+        col("exchange", pa.string(), "vendor code", "executing exchange, in the source's code space", nullable=True),
+        col("conditions", pa.list_(pa.string()), "vendor codes", "trade condition codes as the vendor gives them", nullable=True),
+        col("trade_id", pa.string(), "text", "vendor trade / execution id", nullable=True),
+        col("canceled", pa.bool_(), "flag", "the vendor marks this print canceled or busted (kept, flagged)"),
+    ]
+
+
+AGGRESSOR_SIDE = col(
+    "aggressor_side",
+    pa.string(),
+    "B|S|N",
+    "vendor-reported aggressor: B buyer-initiated, S seller-initiated, N none; null when the vendor does not say",
+    nullable=True,
+)
+
+# --- raw tables -----------------------------------------------------------------------
+
+OPTION_TRADES = TableSchema(
+    name="option_trades",
+    layer=RAW,
+    schema=pa.schema(_event_time() + _option_identity() + _trade_body("contracts") + [_source()]),
+    sort_key=("option_symbol", "ts_ns", "sequence"),
+    instrument="option_symbol",
+    dedup_key=("option_symbol", "ts_ns", "sequence", "price", "size"),
+    positive=("price", "strike"),
+    session_kind="option",
+    description="option prints (OPRA / vendor trades), one row per print",
+)
+
+OPTION_QUOTES = TableSchema(
+    name="option_quotes",
+    layer=RAW,
+    schema=pa.schema(_event_time() + _option_identity() + _quote_sides("contracts") + [_source()]),
+    sort_key=("option_symbol", "ts_ns", "sequence"),
+    instrument="option_symbol",
+    dedup_key=("option_symbol", "ts_ns", "sequence"),
+    positive=("strike",),
+    quote_pair=("bid", "ask"),
+    session_kind="option",
+    description="option NBBO quotes (consolidated best bid and offer), one row per update or snapshot",
+)
+
+STOCK_TRADES = TableSchema(
+    name="stock_trades",
+    layer=RAW,
+    schema=pa.schema(
+        _event_time()
+        + [
+            col("symbol", pa.string(), "ticker", "stock or index symbol"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+        ]
+        + _trade_body("shares")
+        + [AGGRESSOR_SIDE, _source()]
+    ),
+    sort_key=("symbol", "ts_ns", "sequence"),
+    instrument="symbol",
+    dedup_key=("symbol", "ts_ns", "sequence", "price", "size"),
+    positive=("price",),
+    session_kind="stock",
+    description="underlying (stock / ETF) prints",
+)
+
+STOCK_QUOTES = TableSchema(
+    name="stock_quotes",
+    layer=RAW,
+    schema=pa.schema(
+        _event_time()
+        + [
+            col("symbol", pa.string(), "ticker", "stock, ETF or index symbol"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+        ]
+        + _quote_sides("shares")
+        + [_source()]
+    ),
+    sort_key=("symbol", "ts_ns", "sequence"),
+    instrument="symbol",
+    dedup_key=("symbol", "ts_ns", "sequence"),
+    quote_pair=("bid", "ask"),
+    session_kind="stock",
+    description="underlying best bid and offer (NBBO, or one venue's BBO where the source has only that)",
+)
+
+FUTURES_TRADES = TableSchema(
+    name="futures_trades",
+    layer=RAW,
+    schema=pa.schema(
+        _event_time()
+        + [
+            col("ts_recv_ns", pa.int64(), "ns since epoch, UTC", "capture-server receive time", nullable=True),
+            col("symbol", pa.string(), "ticker", "futures contract (raw symbol, e.g. ESH4)"),
+            col("instrument_id", pa.int64(), "id", "vendor instrument id"),
+            col("underlying", pa.string(), "ticker", "the underlying this futures contract serves as a proxy for"),
+        ]
+        + _trade_body("contracts")
+        + [AGGRESSOR_SIDE, _source()]
+    ),
+    sort_key=("symbol", "ts_ns", "sequence"),
+    instrument="symbol",
+    dedup_key=("symbol", "ts_ns", "sequence", "price", "size"),
+    positive=("price",),
+    session_kind="futures",
+    description="futures prints with the exchange's aggressor side",
+)
+
+BOOK_DEPTH = 10
+
+
+def _book_levels() -> list[pa.Field]:
+    fields: list[pa.Field] = []
+    for side, word in (("bid", "bid"), ("ask", "ask")):
+        for i in range(BOOK_DEPTH):
+            fields += [
+                col(f"{side}_px_{i:02d}", pa.float64(), "dollars", f"{word} price at level {i} (0 = best)", nullable=True),
+                col(f"{side}_sz_{i:02d}", pa.int64(), "contracts", f"aggregate {word} size at level {i}", nullable=True),
+                col(f"{side}_ct_{i:02d}", pa.int64(), "orders", f"number of {word} orders at level {i}", nullable=True),
+            ]
+    return fields
+
+
+FUTURES_MBP10 = TableSchema(
+    name="futures_mbp10",
+    layer=RAW,
+    schema=pa.schema(
+        _event_time()
+        + [
+            col("ts_recv_ns", pa.int64(), "ns since epoch, UTC", "capture-server receive time", nullable=True),
+            col("symbol", pa.string(), "ticker", "futures contract (raw symbol, e.g. ESH4)"),
+            col("instrument_id", pa.int64(), "id", "vendor instrument id"),
+            col("underlying", pa.string(), "ticker", "the underlying this futures contract serves as a proxy for"),
+            col("action", pa.string(), "A|C|M|T|F|R", "MBO action of the last event applied (Databento action codes)"),
+            col("side", pa.string(), "B|A|N", "side of the last event applied"),
+            col("event_price", pa.float64(), "dollars", "price of the last event applied", nullable=True),
+            col("event_size", pa.int64(), "contracts", "size of the last event applied"),
+        ]
+        + _book_levels()
+        + [_source()]
+    ),
+    sort_key=("symbol", "ts_ns", "sequence"),
+    instrument="symbol",
+    dedup_key=("symbol", "ts_ns", "sequence"),
+    quote_pair=("bid_px_00", "ask_px_00"),
+    session_kind="futures",
+    description="futures market-by-price, top 10 levels, after each complete exchange event (rebuilt from MBO)",
+)
+
+OPTION_CONTRACTS = TableSchema(
+    name="option_contracts",
+    layer=RAW,
+    schema=pa.schema(
+        _option_identity()
+        + [
+            col("multiplier", pa.int64(), "shares per contract", "deliverable multiplier (premium = price x size x multiplier)"),
+            col("exercise_style", pa.string(), "A|E", "American or European exercise", nullable=True),
+            col("expiry_ts_ns", pa.int64(), "ns since epoch, UTC", "expiry instant: the session close of the expiration day"),
+            _source(),
+        ]
+    ),
+    sort_key=("option_symbol",),
+    instrument=None,
+    dedup_key=("option_symbol",),
+    positive=("strike",),
+    description="option contract reference, one row per contract seen in the partition",
+)
+
+OPTION_VENDOR_GREEKS = TableSchema(
+    name="option_vendor_greeks",
+    layer=RAW,
+    schema=pa.schema(
+        _event_time()
+        + _option_identity()
+        + [
+            col("underlying_price", pa.float64(), "dollars", "underlying price the vendor used", nullable=True),
+            col("implied_underlying_price", pa.float64(), "dollars", "vendor's put-call-parity forward", nullable=True),
+            col("implied_volatility", pa.float64(), "annualised, decimal", "vendor implied volatility (0.20 = 20%)", nullable=True),
+            col("delta", pa.float64(), "per $1 underlying", "vendor delta", nullable=True),
+            col("gamma", pa.float64(), "per $1 underlying, per $1", "vendor gamma", nullable=True),
+            col("theta", pa.float64(), "dollars per calendar day", "vendor theta", nullable=True),
+            col("vega", pa.float64(), "dollars per vol point", "vendor vega (per 1% volatility)", nullable=True),
+            col("rho", pa.float64(), "dollars per rate point", "vendor rho (per 1% rate)", nullable=True),
+            col("open_interest", pa.int64(), "contracts", "open interest", nullable=True),
+            col("theoretical_value", pa.float64(), "dollars", "vendor theoretical option value", nullable=True),
+            _source(),
+        ]
+    ),
+    sort_key=("option_symbol", "ts_ns", "sequence"),
+    instrument="option_symbol",
+    dedup_key=("option_symbol", "ts_ns", "sequence"),
+    positive=("strike",),
+    session_kind="option",
+    description="vendor-computed implied volatility, greeks and open interest (reference for our own greeks)",
+)
+
+RATES = TableSchema(
+    name="rates",
+    layer=RAW,
+    schema=pa.schema(
+        [
+            col("date", pa.date32(), "date", "trade date the rate applies to"),
+            col("tenor_days", pa.int32(), "calendar days", "tenor of the rate"),
+            col("rate", pa.float64(), "annualised, continuously compounded, decimal", "risk-free rate (0.05 = 5%)"),
+            col("dividend_yield", pa.float64(), "annualised, continuously compounded, decimal", "underlying's dividend yield"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+            _source(),
+        ]
+    ),
+    sort_key=("tenor_days",),
+    instrument=None,
+    dedup_key=("date", "tenor_days"),
+    description="risk-free rate curve and dividend yield per trade date (a configured constant unless a curve is given)",
+)
+
+RAW_TABLES: dict[str, TableSchema] = {
+    t.name: t
+    for t in (
+        OPTION_TRADES,
+        OPTION_QUOTES,
+        STOCK_TRADES,
+        STOCK_QUOTES,
+        FUTURES_TRADES,
+        FUTURES_MBP10,
+        OPTION_CONTRACTS,
+        OPTION_VENDOR_GREEKS,
+        RATES,
+    )
+}
+
+ALL_TABLES: dict[str, TableSchema] = dict(RAW_TABLES)
+
+
+def table(name: str) -> TableSchema:
+    """Look up a table by name; ``KeyError`` names the known tables."""
+    try:
+        return ALL_TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known tables: {sorted(ALL_TABLES)}") from None
+
+
+def empty_frame(spec: TableSchema):
+    """A zero-row polars DataFrame with the table's columns and dtypes."""
+    import polars as pl
+
+    return pl.from_arrow(spec.schema.empty_table())
+
+
+def conform(frame, spec: TableSchema, *, origin: str = "<frame>"):
+    """Cast a polars DataFrame to the table's schema, in the schema's column order.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Rows for ``spec``; extra columns are an error (nothing is silently dropped).
+    spec : TableSchema
+        Target table.
+    origin : str
+        Where the rows came from (file path), used in error messages.
+
+    Returns
+    -------
+    pyarrow.Table
+        With exactly ``spec.schema`` (including the unit metadata).
+
+    Raises
+    ------
+    SchemaError
+        Naming the table, the origin and the offending column: missing or unexpected
+        columns, a value that cannot be cast, or nulls in a non-nullable column.
+    """
+    import polars as pl
+    import pyarrow.compute as pc
+
+    from m17_platform.errors import SchemaError
+
+    missing = [c for c in spec.columns if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in spec.columns]
+    if missing or extra:
+        raise SchemaError(spec.name, origin, f"missing columns {missing}, unexpected columns {extra}")
+    frame = frame.select(spec.columns)
+    arrays = []
+    for fld in spec.schema:
+        series = frame.get_column(fld.name)
+        try:
+            arr = series.to_arrow()
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            if arr.type != fld.type:
+                if pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type):
+                    arr = arr.cast(pa.string())
+                if pa.types.is_large_list(arr.type) or pa.types.is_list_view(arr.type):
+                    arr = pl.Series(series).cast(pl.List(pl.String)).to_arrow()
+                    arr = arr.cast(fld.type)
+                arr = arr.cast(fld.type, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pl.exceptions.PolarsError) as exc:
+            raise SchemaError(spec.name, origin, f"column {fld.name!r} cannot be cast to {fld.type}: {exc}") from exc
+        if not fld.nullable and arr.null_count:
+            first = pc.index(pc.is_null(arr), True).as_py()
+            raise SchemaError(
+                spec.name, origin, f"column {fld.name!r} is required but has {arr.null_count} nulls (first at row {first})"
+            )
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=spec.schema)

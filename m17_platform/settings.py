@@ -1,0 +1,134 @@
+"""Settings: one frozen object per concern, every threshold and window with its unit.
+
+Engines take these objects as arguments; no threshold is repeated as a literal
+elsewhere. Dagster resources expose the same fields as run config, and build these
+objects from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    """Where the lake lives.
+
+    root : local path (default ``data/lake`` under the project). Object-store roots
+        (``s3://``) are planned, see docs/operations.md.
+    reports_root : where HTML reports are written.
+    """
+
+    root: Path = PROJECT_ROOT / "data" / "lake"
+    reports_root: Path = PROJECT_ROOT / "data" / "reports"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Trading sessions: which exchange calendar bounds which table.
+
+    equity_calendar : exchange_calendars name for stocks and equity options (XNYS).
+    futures_calendar : exchange_calendars name for CME futures (CMES); its evening
+        session belongs to the next trade date.
+    first_day : first trade date the platform has partitions for.
+    late_close_roots : option roots that trade past the equity close (Cboe index
+        options: SPX, SPXW, VIX, VIXW, XSP, NDX, RUT trade until 16:15 ET).
+    late_close_minutes : minutes past the equity close those roots trade (15 min).
+    stock_extended_open : start of the extended (pre-market) stock session, ET wall clock.
+    stock_extended_after_close_minutes : minutes the post-market runs after the close (240 min: 16:00 to 20:00).
+    futures_preopen_minutes : minutes before the CME open that order-entry events are
+        expected (Globex pre-open: 60 min).
+    year_days : days in the year used for time to expiry (365, calendar days).
+    """
+
+    equity_calendar: str = "XNYS"
+    futures_calendar: str = "CMES"
+    first_day: dt.date = dt.date(2010, 1, 4)
+    late_close_roots: tuple[str, ...] = ("SPX", "SPXW", "VIX", "VIXW", "XSP", "NDX", "NDXP", "RUT", "RUTW")
+    late_close_minutes: int = 15
+    stock_extended_open: dt.time = dt.time(4, 0)
+    stock_extended_after_close_minutes: int = 240
+    futures_preopen_minutes: int = 60
+    year_days: float = 365.0
+    timezone: str = "America/New_York"
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the raw-table quality checks (Great Expectations suites).
+
+    Rates are fractions of the table's rows (0.01 = 1%).
+
+    max_null_rate : share of nulls tolerated in a nullable price column before the
+        ``nulls`` check fails (required columns tolerate none).
+    min_bid_le_ask_rate : share of two-sided quotes that must have bid <= ask; crossed
+        quotes beyond that fail the ``bid_le_ask`` check.
+    min_in_session_rate : share of rows whose ``ts_ns`` must lie in the table's session window.
+    max_duplicate_rate : share of rows that may repeat another row's dedup key.
+    """
+
+    max_null_rate: float = 0.05
+    min_bid_le_ask_rate: float = 0.999
+    min_in_session_rate: float = 0.999
+    max_duplicate_rate: float = 0.001
+
+
+@dataclass(frozen=True)
+class RatesSettings:
+    """The configured constant rate used when no Treasury curve is given.
+
+    risk_free_rate : annualised, continuously compounded, decimal (0.045 = 4.5%).
+    dividend_yield : per-underlying annualised continuous yield, decimal; missing = 0.
+    tenor_days : tenor written for the constant (calendar days).
+    """
+
+    risk_free_rate: float = 0.045
+    dividend_yield: dict[str, float] = field(default_factory=lambda: {"SPY": 0.013})
+    tenor_days: int = 30
+
+
+@dataclass(frozen=True)
+class UniverseSettings:
+    """Which underlyings the platform knows, and which futures serve which underlying.
+
+    underlyings : the underlying partitions registered by default (more can be added
+        as Dagster dynamic partitions, from the UI or ``m17 underlyings add``).
+    futures_proxies : futures root -> underlying it is a liquidity proxy for
+        (ES serves SPY: ES price = SPY price x 10).
+    futures_price_ratio : futures root -> futures price / underlying price.
+    """
+
+    underlyings: tuple[str, ...] = ("SPY", "VIX", "A", "AMZN")
+    futures_proxies: dict[str, str] = field(default_factory=lambda: {"ES": "SPY"})
+    futures_price_ratio: dict[str, float] = field(default_factory=lambda: {"ES": 10.0})
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Daily report rendering.
+
+    bucket_minutes : width of the time buckets in the intraday plots (minutes).
+    dpi : resolution of the embedded PNG plots.
+    """
+
+    bucket_minutes: int = 5
+    dpi: int = 90
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, one object per concern."""
+
+    lake: LakeSettings = field(default_factory=LakeSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    rates: RatesSettings = field(default_factory=RatesSettings)
+    universe: UniverseSettings = field(default_factory=UniverseSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+
+
+DEFAULT = Settings()
