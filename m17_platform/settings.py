@@ -100,11 +100,16 @@ class UniverseSettings:
     futures_proxies : futures root -> underlying it is a liquidity proxy for
         (ES serves SPY: ES price = SPY price x 10).
     futures_price_ratio : futures root -> futures price / underlying price.
+    european_roots : option roots with European exercise (cash-settled index options);
+        every other root is American.
+    default_multiplier : shares per contract when the source does not say (100).
     """
 
     underlyings: tuple[str, ...] = ("SPY", "VIX", "A", "AMZN")
     futures_proxies: dict[str, str] = field(default_factory=lambda: {"ES": "SPY"})
     futures_price_ratio: dict[str, float] = field(default_factory=lambda: {"ES": 10.0})
+    european_roots: tuple[str, ...] = ("SPX", "SPXW", "VIX", "VIXW", "XSP", "NDX", "NDXP", "RUT", "RUTW")
+    default_multiplier: int = 100
 
 
 @dataclass(frozen=True)
