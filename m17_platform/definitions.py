@@ -1,0 +1,26 @@
+"""The Dagster code location: assets, checks, jobs, resources, sensors and schedules.
+
+A composition root: it only assembles. It reads no environment at import; resources
+take their defaults from :mod:`m17_platform.settings` and can be overridden as run config.
+"""
+
+from dagster import Definitions
+
+from assets.jobs import main_job
+from assets.raw import RAW_ASSETS, RAW_CHECKS
+from assets.reports import daily_report
+from resources import DuckDBResource, LakeResource, MarketDataResource
+from sensors import SCHEDULES, SENSORS
+
+defs = Definitions(
+    assets=[*RAW_ASSETS, daily_report],
+    asset_checks=RAW_CHECKS,
+    jobs=[main_job],
+    resources={
+        "lake": LakeResource(),
+        "duckdb": DuckDBResource(),
+        "market_data": MarketDataResource(),
+    },
+    sensors=SENSORS,
+    schedules=SCHEDULES,
+)

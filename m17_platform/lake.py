@@ -1,0 +1,356 @@
+"""The lake: hive-partitioned Parquet under one root, written atomically, with manifests.
+
+Layout::
+
+    <root>/<layer>/<table>/trade_date=YYYY-MM-DD/underlying=XYZ/part-00000.parquet
+    <root>/<layer>/<table>/trade_date=YYYY-MM-DD/underlying=XYZ/_manifest.json
+    <root>/.staging/                  partitions being written, and replaced ones being removed
+
+A partition is written whole or not at all: the new partition is built in
+``.staging`` (same filesystem), fsynced, then renamed into place; the partition it
+replaces is first renamed aside, then deleted. A rerun of a partition therefore
+replaces it (idempotent), and readers never see half a partition. If a process dies
+between the two renames, the next write or :meth:`Lake.recover` puts the old
+partition back.
+
+Every table is a DuckDB view (``Lake.duckdb()``), hive keys ``trade_date`` (DATE) and
+``underlying`` (VARCHAR) included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from m17_platform.errors import LakeError
+from m17_platform.schemas import ALL_TABLES, TableSchema, conform
+
+MANIFEST_NAME = "_manifest.json"
+PART_NAME = "part-00000.parquet"
+STAGING = ".staging"
+
+
+@dataclass(frozen=True)
+class PartitionRef:
+    """A lake partition: one trade date of one underlying."""
+
+    trade_date: dt.date
+    underlying: str
+
+    def __post_init__(self) -> None:
+        if not self.underlying or "/" in self.underlying or "=" in self.underlying:
+            raise ValueError(f"invalid underlying {self.underlying!r} for a partition")
+
+    @property
+    def hive_path(self) -> str:
+        return f"trade_date={self.trade_date.isoformat()}/underlying={self.underlying}"
+
+    def __str__(self) -> str:
+        return f"{self.trade_date.isoformat()}|{self.underlying}"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One Parquet file of a partition: name, rows, bytes and sha256 (hex) of its bytes."""
+
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a partition holds and where it came from (``_manifest.json``).
+
+    rows : total rows; files : Parquet files with checksums; source : where the rows
+    came from; written_at : UTC ISO-8601 write time; ts_min_ns / ts_max_ns : range of
+    ``ts_ns`` (ns since epoch UTC) when the table has it; stats : counts the producer
+    reported (malformed rows, flagged rows, ...).
+    """
+
+    table: str
+    layer: str
+    trade_date: str
+    underlying: str
+    rows: int
+    files: list[FileEntry]
+    source: str
+    written_at: str
+    sort_key: list[str]
+    columns: dict[str, str]
+    ts_min_ns: int | None = None
+    ts_max_ns: int | None = None
+    stats: dict[str, int | float | str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        data["files"] = [FileEntry(**f) for f in data["files"]]
+        return cls(**data)
+
+    @property
+    def sha256(self) -> str:
+        """Checksum of the partition: the first file's sha256 when there is one file."""
+        if len(self.files) == 1:
+            return self.files[0].sha256
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(f.sha256.encode())
+        return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Lake:
+    """Partitioned Parquet tables under ``root`` (a local directory).
+
+    Parameters
+    ----------
+    root : str | Path
+        Lake root; created on first write.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        root_str = str(root)
+        if "://" in root_str and not root_str.startswith("file://"):
+            raise LakeError(
+                f"lake root {root_str!r}: object-store roots are not supported yet; use a local path "
+                "(see docs/operations.md)"
+            )
+        self.root = Path(root_str.removeprefix("file://")).resolve()
+
+    # --- paths -----------------------------------------------------------------------
+
+    def table_dir(self, spec: TableSchema) -> Path:
+        return self.root / spec.layer / spec.name
+
+    def partition_dir(self, spec: TableSchema, ref: PartitionRef) -> Path:
+        return self.table_dir(spec) / ref.hive_path
+
+    def _staging(self) -> Path:
+        path = self.root / STAGING
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- writing -----------------------------------------------------------------------
+
+    def write(
+        self,
+        spec: TableSchema,
+        ref: PartitionRef,
+        frame: pl.DataFrame,
+        *,
+        source: str,
+        stats: dict[str, int | float | str] | None = None,
+    ) -> Manifest:
+        """Write ``frame`` as the whole partition ``ref`` of ``spec``, replacing any previous one.
+
+        The rows are cast to the table's schema (:func:`m17_platform.schemas.conform`)
+        and sorted by ``spec.sort_key`` (stable, so equal keys keep source order).
+
+        Parameters
+        ----------
+        spec : TableSchema
+        ref : PartitionRef
+        frame : polars.DataFrame
+            The partition's rows, columns exactly ``spec.columns``.
+        source : str
+            Where the rows came from; recorded in the manifest.
+        stats : dict, optional
+            Producer's counts (malformed, flagged, ...); recorded in the manifest.
+
+        Returns
+        -------
+        Manifest
+            The manifest written beside the data.
+
+        Raises
+        ------
+        SchemaError
+            If the rows do not fit the schema (nothing is written).
+        LakeError
+            If the partition cannot be put in place.
+        """
+        self.recover(spec)
+        origin = f"{spec.name} partition {ref}"
+        if frame.height:
+            frame = frame.sort(list(spec.sort_key), maintain_order=True, nulls_last=True)
+        table = conform(frame, spec, origin=origin)
+
+        stage = self._staging() / f"{spec.name}-{uuid.uuid4().hex}"
+        stage.mkdir()
+        try:
+            part = stage / PART_NAME
+            pq.write_table(table, part, compression="zstd")
+            with open(part, "rb+") as fh:
+                os.fsync(fh.fileno())
+            ts_min = ts_max = None
+            if "ts_ns" in spec.columns and table.num_rows:
+                ts = table.column("ts_ns")
+                ts_min = int(pc.min(ts).as_py())
+                ts_max = int(pc.max(ts).as_py())
+            manifest = Manifest(
+                table=spec.name,
+                layer=spec.layer,
+                trade_date=ref.trade_date.isoformat(),
+                underlying=ref.underlying,
+                rows=table.num_rows,
+                files=[FileEntry(PART_NAME, table.num_rows, part.stat().st_size, _sha256(part))],
+                source=source,
+                written_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                sort_key=list(spec.sort_key),
+                columns={f.name: str(f.type) for f in spec.schema},
+                ts_min_ns=ts_min,
+                ts_max_ns=ts_max,
+                stats=dict(stats or {}),
+            )
+            mpath = stage / MANIFEST_NAME
+            mpath.write_text(manifest.to_json())
+            with open(mpath, "rb+") as fh:
+                os.fsync(fh.fileno())
+            _fsync_dir(stage)
+            self._swap_into_place(stage, self.partition_dir(spec, ref))
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        return manifest
+
+    def _swap_into_place(self, stage: Path, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        trash = None
+        if final.exists():
+            trash = self._staging() / f"replaced-{uuid.uuid4().hex}"
+            # remember where it came from, so recover() can put it back
+            (self._staging() / f"{trash.name}.origin").write_text(str(final))
+            os.rename(final, trash)
+        try:
+            os.rename(stage, final)
+        except OSError as exc:
+            if trash is not None:
+                os.rename(trash, final)
+            raise LakeError(f"could not move partition into place at {final}: {exc}") from exc
+        _fsync_dir(final.parent)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+            (self._staging() / f"{trash.name}.origin").unlink(missing_ok=True)
+
+    def recover(self, spec: TableSchema | None = None) -> list[Path]:
+        """Finish what an interrupted write left: put back a replaced partition whose
+        successor never arrived, delete the rest of ``.staging``. Returns restored paths.
+        """
+        staging = self.root / STAGING
+        restored: list[Path] = []
+        if not staging.exists():
+            return restored
+        for origin in staging.glob("replaced-*.origin"):
+            trash = staging / origin.name.removesuffix(".origin")
+            final = Path(origin.read_text())
+            if trash.exists() and not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(trash, final)
+                restored.append(final)
+            elif trash.exists():
+                shutil.rmtree(trash, ignore_errors=True)
+            origin.unlink(missing_ok=True)
+        return restored
+
+    # --- reading -----------------------------------------------------------------------
+
+    def manifest(self, spec: TableSchema, ref: PartitionRef) -> Manifest | None:
+        """The partition's manifest, or ``None`` if the partition was never written."""
+        path = self.partition_dir(spec, ref) / MANIFEST_NAME
+        if not path.exists():
+            return None
+        return Manifest.from_json(path.read_text())
+
+    def exists(self, spec: TableSchema, ref: PartitionRef) -> bool:
+        return (self.partition_dir(spec, ref) / MANIFEST_NAME).exists()
+
+    def read(self, spec: TableSchema, ref: PartitionRef, *, verify: bool = False) -> pl.DataFrame:
+        """Read a partition as a polars DataFrame with the table's schema.
+
+        Parameters
+        ----------
+        verify : bool
+            Recompute each file's sha256 and compare it to the manifest.
+
+        Raises
+        ------
+        LakeError
+            If the partition does not exist or a checksum does not match.
+        """
+        manifest = self.manifest(spec, ref)
+        pdir = self.partition_dir(spec, ref)
+        if manifest is None:
+            raise LakeError(f"{spec.layer}.{spec.name} partition {ref} does not exist under {self.root}")
+        frames = []
+        for entry in manifest.files:
+            path = pdir / entry.name
+            if verify:
+                actual = _sha256(path)
+                if actual != entry.sha256:
+                    raise LakeError(f"{path}: sha256 {actual} does not match the manifest's {entry.sha256}")
+            frames.append(pl.from_arrow(pq.read_table(path, schema=spec.schema)))
+        if not frames:
+            return pl.from_arrow(spec.schema.empty_table())
+        return pl.concat(frames) if len(frames) > 1 else frames[0]
+
+    def partitions(self, spec: TableSchema) -> list[PartitionRef]:
+        """Every written partition of a table, sorted by (trade_date, underlying)."""
+        out = []
+        for mpath in self.table_dir(spec).glob(f"trade_date=*/underlying=*/{MANIFEST_NAME}"):
+            day = mpath.parent.parent.name.split("=", 1)[1]
+            und = mpath.parent.name.split("=", 1)[1]
+            out.append(PartitionRef(dt.date.fromisoformat(day), und))
+        return sorted(out, key=lambda r: (r.trade_date, r.underlying))
+
+    # --- DuckDB ------------------------------------------------------------------------
+
+    def duckdb(self, database: str = ":memory:"):
+        """A DuckDB connection with one view per table that has data.
+
+        Views are named after the tables (``option_trades``, ...), and also exist as
+        ``<layer>_<table>``; hive keys ``trade_date`` and ``underlying`` are columns.
+        Query with parameters, e.g.
+        ``con.execute("select count(*) from stock_trades where underlying = ?", ["AMZN"])``.
+        """
+        import duckdb
+
+        con = duckdb.connect(database)
+        for spec in ALL_TABLES.values():
+            tdir = self.table_dir(spec)
+            if not any(tdir.glob(f"trade_date=*/underlying=*/{PART_NAME}")):
+                continue
+            rel = con.read_parquet(str(tdir / "*" / "*" / "*.parquet"), hive_partitioning=True)
+            rel.create_view(spec.name, replace=True)
+            rel.create_view(f"{spec.layer}_{spec.name}", replace=True)
+        return con
