@@ -147,13 +147,25 @@ def session_window_ns(
     if kind == "stock":
         return _at_local(day, settings.stock_extended_open, settings), close_ns + settings.stock_extended_after_close_minutes * minute
     if kind == "futures":
-        cal = _futures(settings)
-        ts = pd.Timestamp(day)
-        if not cal.is_session(ts):
-            raise CalendarError(f"{day.isoformat()} is not a {settings.futures_calendar} session")
-        f_open = _ns(cal.session_open(ts)) - settings.futures_preopen_minutes * minute
-        return f_open, _ns(cal.session_close(ts))
+        f_open, f_close = futures_session_ns(day, settings)
+        return f_open - settings.futures_preopen_minutes * minute, f_close
     raise ValueError(f"unknown session kind {kind!r}; expected 'option', 'stock' or 'futures'")
+
+
+def futures_session_ns(day: dt.date, settings: SessionSettings = DEFAULT.sessions) -> tuple[int, int]:
+    """Open and close (ns, UTC) of the CME session of trade date ``day``: it opens the
+    evening before (Globex, 18:00 ET) and matching starts at the open, after the pre-open.
+
+    Raises
+    ------
+    CalendarError
+        If ``day`` is not a session of the futures calendar.
+    """
+    cal = _futures(settings)
+    ts = pd.Timestamp(day)
+    if not cal.is_session(ts):
+        raise CalendarError(f"{day.isoformat()} is not a {settings.futures_calendar} session")
+    return _ns(cal.session_open(ts)), _ns(cal.session_close(ts))
 
 
 def futures_trade_date(ts_ns: int, settings: SessionSettings = DEFAULT.sessions) -> dt.date:

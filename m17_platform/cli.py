@@ -5,6 +5,7 @@
     m17 dev                  Dagster UI + daemon on 127.0.0.1
     m17 underlyings list|add NAME...
     m17 lake                 partitions and row counts in the lake
+    m17 docs                 regenerate docs/data_dictionary.md
 """
 
 from __future__ import annotations
@@ -160,6 +161,17 @@ def cmd_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Regenerate docs/data_dictionary.md from the schemas."""
+    from m17_platform.schemas import data_dictionary_markdown
+
+    path = PROJECT_ROOT / "docs" / "data_dictionary.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data_dictionary_markdown())
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="m17", description="m17_platform: options market-microstructure data platform")
@@ -175,11 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     und.add_argument("names", nargs="*")
     lake = sub.add_parser("lake", help="partitions and row counts in the lake")
     lake.add_argument("--root", default=None)
+    sub.add_parser("docs", help="regenerate docs/data_dictionary.md from the schemas")
 
     if argv and argv[0] == "test":
         return cmd_test(argparse.Namespace(command="test"), argv[1:])
     args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake}
+    handlers = {"demo": cmd_demo, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs}
     return handlers[args.command](args)
 
 

@@ -232,7 +232,9 @@ FUTURES_TRADES = TableSchema(
     ),
     sort_key=("symbol", "ts_ns", "sequence"),
     instrument="symbol",
-    dedup_key=("symbol", "ts_ns", "sequence", "price", "size"),
+    # CME numbers packets, not prints: prints of one packet share ts and sequence, and
+    # only the aggressor's order id (trade_id) tells apart two of the same price and size
+    dedup_key=("symbol", "ts_ns", "ts_recv_ns", "sequence", "price", "size", "trade_id"),
     positive=("price",),
     session_kind="futures",
     description="futures prints with the exchange's aggressor side",
@@ -434,3 +436,33 @@ def conform(frame, spec: TableSchema, *, origin: str = "<frame>"):
             )
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, schema=spec.schema)
+
+
+def data_dictionary_markdown() -> str:
+    """The data dictionary (``docs/data_dictionary.md``) rendered from the schemas above."""
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from `m17_platform/schemas.py` by `m17 docs` (a test keeps it in sync).",
+        "Lake path of a table: `<lake root>/<layer>/<table>/trade_date=YYYY-MM-DD/underlying=XYZ/`.",
+        "",
+    ]
+    for spec in ALL_TABLES.values():
+        lines += [
+            f"## {spec.layer}.{spec.name}",
+            "",
+            spec.description,
+            "",
+            f"Sorted by `{', '.join(spec.sort_key)}`; duplicates judged on `{', '.join(spec.dedup_key)}`.",
+            "",
+            "| column | type | unit | nullable | description |",
+            "|---|---|---|---|---|",
+        ]
+        for fld in spec.schema:
+            meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
+            lines.append(
+                f"| `{fld.name}` | {fld.type} | {meta.get('unit', '')} | {'yes' if fld.nullable else 'no'} | "
+                f"{meta.get('description', '').replace('|', '/')} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -35,8 +35,9 @@ class SessionSettings:
     futures_calendar : exchange_calendars name for CME futures (CMES); its evening
         session belongs to the next trade date.
     first_day : first trade date the platform has partitions for.
-    late_close_roots : option roots that trade past the equity close (Cboe index
-        options: SPX, SPXW, VIX, VIXW, XSP, NDX, RUT trade until 16:15 ET).
+    late_close_roots : option roots that trade past the equity close, until 16:15 ET:
+        cash-settled index options (SPX, SPXW, VIX, VIXW, XSP, NDX, RUT) and the broad
+        ETFs whose options trade the same extra quarter hour (SPY, QQQ, IWM).
     late_close_minutes : minutes past the equity close those roots trade (15 min).
     stock_extended_open : start of the extended (pre-market) stock session, ET wall clock.
     stock_extended_after_close_minutes : minutes the post-market runs after the close (240 min: 16:00 to 20:00).
@@ -48,7 +49,9 @@ class SessionSettings:
     equity_calendar: str = "XNYS"
     futures_calendar: str = "CMES"
     first_day: dt.date = dt.date(2010, 1, 4)
-    late_close_roots: tuple[str, ...] = ("SPX", "SPXW", "VIX", "VIXW", "XSP", "NDX", "NDXP", "RUT", "RUTW")
+    late_close_roots: tuple[str, ...] = (
+        "SPX", "SPXW", "VIX", "VIXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "SPY", "QQQ", "IWM",
+    )
     late_close_minutes: int = 15
     stock_extended_open: dt.time = dt.time(4, 0)
     stock_extended_after_close_minutes: int = 240

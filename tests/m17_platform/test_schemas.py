@@ -38,3 +38,10 @@ def test_conform_names_table_origin_and_column():
 def test_unknown_table_lists_known_ones():
     with pytest.raises(KeyError, match="known tables"):
         schemas.table("nope")
+
+
+def test_data_dictionary_is_in_sync_with_schemas():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
+    assert path.read_text() == schemas.data_dictionary_markdown(), "run ./m17 docs"

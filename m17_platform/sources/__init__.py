@@ -1,0 +1,1 @@
+"""Vendor readers that normalise source files and feeds into the raw table schemas."""
