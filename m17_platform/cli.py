@@ -75,7 +75,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "resources": {
             "lake": {"config": {"root": str(lake_root), "reports_root": str(reports_root)}},
             "duckdb": {"config": {"lake_root": str(lake_root)}},
-        }
+        },
+        # the run's events are in the Dagster instance (./m17 dev); keep the terminal to the summary
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     lake = Lake(lake_root)
     rows_out = []
