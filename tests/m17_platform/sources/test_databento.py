@@ -17,7 +17,7 @@ from m17_platform.sources.databento import futures_root, read_mbo, source_name
 
 ROOT = Path(__file__).resolve().parents[3]
 ESH4 = ROOT / "data" / "samples" / "databento_glbx_es_real" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
-SHARED = Path("/work/shared/data")
+SHARED = Path(__file__).resolve().parents[3] / "data" / "samples"
 ESM4 = SHARED / "databento_glbx_es_real" / "esm4-glbx-mdp3-20240508T000000-000002.mbo.dbn.zst"
 FIXTURES = SHARED / "databento_test_data"
 

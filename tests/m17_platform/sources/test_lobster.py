@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 AMZN = ROOT / "data" / "samples" / "lobster_amzn_2012-06-21_level1"
 AMZN_MESSAGES = AMZN / "AMZN_2012-06-21_34200000_57600000_message_1.csv.gz"
 AMZN_BOOK = AMZN / "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv.gz"
-AAPL10 = Path("/work/shared/data/lobster_aapl_2012-06-21_level10_head")
+AAPL10 = Path(__file__).resolve().parents[3] / "data" / "samples" / "lobster_aapl_2012-06-21_level10_head"
 DAY = dt.date(2012, 6, 21)
 
 
