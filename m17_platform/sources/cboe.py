@@ -453,6 +453,23 @@ def _summarise_blocks(
     return cols, disagree, without
 
 
+def _underlying_quote_columns(no_quote: pl.Expr, source: str) -> list[pl.Expr]:
+    """``stock_quotes`` columns (after the event-time ones) from the file's underlying_bid /
+    underlying_ask: Cboe gives prices only, so sizes and exchanges are null; a 0/0 quote
+    (no underlying value yet) becomes null prices."""
+    return [
+        pl.col("underlying").alias("symbol"),
+        pl.col("underlying"),
+        pl.when(no_quote).then(None).otherwise(pl.col("underlying_bid")).alias("bid"),
+        pl.lit(None, dtype=pl.Int64).alias("bid_size"),
+        pl.when(no_quote).then(None).otherwise(pl.col("underlying_ask")).alias("ask"),
+        pl.lit(None, dtype=pl.Int64).alias("ask_size"),
+        pl.lit(None, dtype=pl.String).alias("bid_exchange"),
+        pl.lit(None, dtype=pl.String).alias("ask_exchange"),
+        pl.lit(source).alias("source"),
+    ]
+
+
 def read_option_trades(
     path: str | Path,
     *,
@@ -552,20 +569,7 @@ def read_option_trades(
             pl.lit(TRADES_NBBO_SOURCE).alias("source"),
         ]
     )
-    stock = df.select(
-        event
-        + [
-            pl.col("underlying").alias("symbol"),
-            pl.col("underlying"),
-            pl.when(no_underlying).then(None).otherwise(pl.col("underlying_bid")).alias("bid"),
-            pl.lit(None, dtype=pl.Int64).alias("bid_size"),
-            pl.when(no_underlying).then(None).otherwise(pl.col("underlying_ask")).alias("ask"),
-            pl.lit(None, dtype=pl.Int64).alias("ask_size"),
-            pl.lit(None, dtype=pl.String).alias("bid_exchange"),
-            pl.lit(None, dtype=pl.String).alias("ask_exchange"),
-            pl.lit(TRADES_UNDERLYING_SOURCE).alias("source"),
-        ]
-    )
+    stock = df.select(event + _underlying_quote_columns(no_underlying, TRADES_UNDERLYING_SOURCE))
     contracts = _contracts(path, df, TRADES_SOURCE, universe, sessions)
 
     bid, ask = pl.col("best_bid"), pl.col("best_ask")
@@ -725,22 +729,8 @@ def read_option_intervals(
         (pl.col("underlying_bid") != pl.col("_ub0")) | (pl.col("underlying_ask") != pl.col("_ua0"))
     ).height
     no_underlying = _no_quote("underlying_bid", "underlying_ask")
-    stock = (
-        df.unique(["underlying", "quote_datetime"], keep="first", maintain_order=True)
-        .select(
-            event
-            + [
-                pl.col("underlying").alias("symbol"),
-                pl.col("underlying"),
-                pl.when(no_underlying).then(None).otherwise(pl.col("underlying_bid")).alias("bid"),
-                pl.lit(None, dtype=pl.Int64).alias("bid_size"),
-                pl.when(no_underlying).then(None).otherwise(pl.col("underlying_ask")).alias("ask"),
-                pl.lit(None, dtype=pl.Int64).alias("ask_size"),
-                pl.lit(None, dtype=pl.String).alias("bid_exchange"),
-                pl.lit(None, dtype=pl.String).alias("ask_exchange"),
-                pl.lit(INTERVALS_UNDERLYING_SOURCE).alias("source"),
-            ]
-        )
+    stock = df.unique(["underlying", "quote_datetime"], keep="first", maintain_order=True).select(
+        event + _underlying_quote_columns(no_underlying, INTERVALS_UNDERLYING_SOURCE)
     )
     contracts = _contracts(path, df, INTERVALS_SOURCE, universe, sessions)
 
