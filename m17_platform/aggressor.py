@@ -83,47 +83,14 @@ Tick sequences run over all rows of the same instrument in frame order (sort by
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from m17_platform.nbbo import NbboSettings, asof_join_quotes
-
-
-@dataclass(frozen=True)
-class AggressorSettings:
-    """Thresholds of the classification rules.
-
-    Attributes
-    ----------
-    clnv_zone : float
-        Fraction of the spread (dimensionless, 0-0.5) next to each quote that the CLNV
-        rule classifies by the quote (default 0.3 = 30 %, Chakrabarty et al. 2007).
-    price_tolerance : float
-        Dollars: two prices closer than this are equal (at the ask, at the mid, zero
-        tick). Default 1e-9 (exact for prices parsed from decimal strings).
-    size_tolerance : float
-        Shares / contracts: sizes closer than this are equal (trade-size rule, depth
-        rule). Default 0 (sizes are integers).
-    tick_confidence : float
-        ``side_confidence`` of tick- and reverse-tick-decided rows (0-1, default 0.6).
-    depth_confidence : float
-        ``side_confidence`` of depth-rule-decided rows (0-1, default 0.55).
-    trade_size_confidence : float
-        ``side_confidence`` of trade-size-rule-decided rows (0-1, default 0.7).
-    unusable_flags : tuple of str
-        ``nbbo_flag`` values whose quote is not used (the row falls back to ticks).
-    """
-
-    clnv_zone: float = 0.3
-    price_tolerance: float = 1e-9
-    size_tolerance: float = 0.0
-    tick_confidence: float = 0.6
-    depth_confidence: float = 0.55
-    trade_size_confidence: float = 0.7
-    unusable_flags: tuple[str, ...] = ("no_quote", "one_sided", "crossed")
+from m17_platform.nbbo import asof_join_quotes
+from m17_platform.settings import AggressorSettings, NbboSettings
 
 
 RULES: tuple[str, ...] = ("quote", "tick", "reverse_tick", "lee_ready", "emo", "clnv", "depth", "trade_size", "gsu")

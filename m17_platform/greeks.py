@@ -28,7 +28,7 @@ always reprices the input time value to ``GreeksSettings.reprice_rtol``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
 from enum import IntEnum
 
 import numba
@@ -36,46 +36,7 @@ import numpy as np
 import polars as pl
 
 from m17_platform import calendar
-from m17_platform.settings import DEFAULT, SessionSettings
-
-
-@dataclass(frozen=True)
-class GreeksSettings:
-    """Implied-volatility solver and greek conventions.
-
-    iv_tolerance : float
-        Stop when a Newton step changes the annualised vol by less than this (vol units,
-        decimal, 1e-13 = 1e-11 vol points).
-    max_iterations : int
-        Cap on solver iterations per option (Newton + bisection steps).
-    min_vol, max_vol : float
-        Search bracket for sigma (annualised, decimal: 1e-4 = 0.01 %, 20.0 = 2000 %).
-        A time value below the price at ``min_vol`` is ``BELOW_MIN_VOL``, above the price
-        at ``max_vol`` is ``ABOVE_MAX_VOL``.
-    min_time_value : float
-        Dollars per share. A price whose time value (price minus the discounted
-        forward intrinsic value) is at or below this is ``NO_TIME_VALUE`` (the IV is not
-        determined by the quote).
-    intrinsic_tolerance : float
-        Dollars per share. A price up to this far below the intrinsic bound counts as at
-        intrinsic (``NO_TIME_VALUE``, absorbing float noise); further below is
-        ``BELOW_INTRINSIC``.
-    reprice_rtol : float
-        Relative tolerance (dimensionless) on the repriced out-of-the-money time value
-        that an ``OK`` IV must meet; otherwise the status is ``NOT_CONVERGED``.
-    theta_days_per_year : float
-        Calendar days per year used to express theta per calendar day (365; keep equal
-        to ``SessionSettings.year_days``).
-    """
-
-    iv_tolerance: float = 1e-13
-    max_iterations: int = 100
-    min_vol: float = 1e-4
-    max_vol: float = 20.0
-    min_time_value: float = 1e-6
-    intrinsic_tolerance: float = 1e-9
-    reprice_rtol: float = 1e-9
-    theta_days_per_year: float = 365.0
+from m17_platform.settings import DEFAULT, GreeksSettings, SessionSettings
 
 
 GREEKS_DEFAULT = GreeksSettings()

@@ -39,29 +39,11 @@ Performance: the match is a single forward merge over int64 arrays in a numba ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from m17_platform.settings import NbboSettings
 
 import numba
 import numpy as np
 import polars as pl
-
-
-@dataclass(frozen=True)
-class NbboSettings:
-    """Settings of the trade-to-quote as-of join.
-
-    Attributes
-    ----------
-    lag_ns : int
-        Nanoseconds subtracted from the trade time before matching (default 0). Lee &
-        Ready (1991) used 5 s for 1980s TAQ reporting delays; modern feeds need 0.
-    max_quote_age_ns : int
-        A matched quote older than this (``trade.ts_ns - quote.ts_ns``, ns) is flagged
-        ``stale`` (default 1 s = 1_000_000_000 ns).
-    """
-
-    lag_ns: int = 0
-    max_quote_age_ns: int = 1_000_000_000
 
 
 OUTPUT_COLUMNS = ("bid", "ask", "bid_size", "ask_size", "quote_ts_ns", "quote_age_ns", "nbbo_flag")

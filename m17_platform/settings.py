@@ -128,6 +128,97 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class NbboSettings:
+    """Settings of the trade-to-quote as-of join.
+
+    Attributes
+    ----------
+    lag_ns : int
+        Nanoseconds subtracted from the trade time before matching (default 0). Lee &
+        Ready (1991) used 5 s for 1980s TAQ reporting delays; modern feeds need 0.
+    max_quote_age_ns : int
+        A matched quote older than this (``trade.ts_ns - quote.ts_ns``, ns) is flagged
+        ``stale`` (default 1 s = 1_000_000_000 ns).
+    """
+
+    lag_ns: int = 0
+    max_quote_age_ns: int = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class AggressorSettings:
+    """Thresholds of the classification rules.
+
+    Attributes
+    ----------
+    clnv_zone : float
+        Fraction of the spread (dimensionless, 0-0.5) next to each quote that the CLNV
+        rule classifies by the quote (default 0.3 = 30 %, Chakrabarty et al. 2007).
+    price_tolerance : float
+        Dollars: two prices closer than this are equal (at the ask, at the mid, zero
+        tick). Default 1e-9 (exact for prices parsed from decimal strings).
+    size_tolerance : float
+        Shares / contracts: sizes closer than this are equal (trade-size rule, depth
+        rule). Default 0 (sizes are integers).
+    tick_confidence : float
+        ``side_confidence`` of tick- and reverse-tick-decided rows (0-1, default 0.6).
+    depth_confidence : float
+        ``side_confidence`` of depth-rule-decided rows (0-1, default 0.55).
+    trade_size_confidence : float
+        ``side_confidence`` of trade-size-rule-decided rows (0-1, default 0.7).
+    unusable_flags : tuple of str
+        ``nbbo_flag`` values whose quote is not used (the row falls back to ticks).
+    """
+
+    clnv_zone: float = 0.3
+    price_tolerance: float = 1e-9
+    size_tolerance: float = 0.0
+    tick_confidence: float = 0.6
+    depth_confidence: float = 0.55
+    trade_size_confidence: float = 0.7
+    unusable_flags: tuple[str, ...] = ("no_quote", "one_sided", "crossed")
+
+
+@dataclass(frozen=True)
+class GreeksSettings:
+    """Implied-volatility solver and greek conventions.
+
+    iv_tolerance : float
+        Stop when a Newton step changes the annualised vol by less than this (vol units,
+        decimal, 1e-13 = 1e-11 vol points).
+    max_iterations : int
+        Cap on solver iterations per option (Newton + bisection steps).
+    min_vol, max_vol : float
+        Search bracket for sigma (annualised, decimal: 1e-4 = 0.01 %, 20.0 = 2000 %).
+        A time value below the price at ``min_vol`` is ``BELOW_MIN_VOL``, above the price
+        at ``max_vol`` is ``ABOVE_MAX_VOL``.
+    min_time_value : float
+        Dollars per share. A price whose time value (price minus the discounted
+        forward intrinsic value) is at or below this is ``NO_TIME_VALUE`` (the IV is not
+        determined by the quote).
+    intrinsic_tolerance : float
+        Dollars per share. A price up to this far below the intrinsic bound counts as at
+        intrinsic (``NO_TIME_VALUE``, absorbing float noise); further below is
+        ``BELOW_INTRINSIC``.
+    reprice_rtol : float
+        Relative tolerance (dimensionless) on the repriced out-of-the-money time value
+        that an ``OK`` IV must meet; otherwise the status is ``NOT_CONVERGED``.
+    theta_days_per_year : float
+        Calendar days per year used to express theta per calendar day (365; keep equal
+        to ``SessionSettings.year_days``).
+    """
+
+    iv_tolerance: float = 1e-13
+    max_iterations: int = 100
+    min_vol: float = 1e-4
+    max_vol: float = 20.0
+    min_time_value: float = 1e-6
+    intrinsic_tolerance: float = 1e-9
+    reprice_rtol: float = 1e-9
+    theta_days_per_year: float = 365.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, one object per concern."""
 
@@ -137,6 +228,9 @@ class Settings:
     rates: RatesSettings = field(default_factory=RatesSettings)
     universe: UniverseSettings = field(default_factory=UniverseSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    nbbo: NbboSettings = field(default_factory=NbboSettings)
+    aggressor: AggressorSettings = field(default_factory=AggressorSettings)
+    greeks: GreeksSettings = field(default_factory=GreeksSettings)
 
 
 DEFAULT = Settings()
