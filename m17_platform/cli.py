@@ -6,6 +6,8 @@
     m17 underlyings list|add NAME...
     m17 lake                 partitions and row counts in the lake
     m17 docs                 regenerate docs/data_dictionary.md
+    m17 eval aggressor PATH... / m17 eval greeks PATH [--json]
+    m17 bench NAME [--size small|full] [--json]
 """
 
 from __future__ import annotations
@@ -163,6 +165,61 @@ def cmd_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_results(results, as_json: bool, summary: str) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps([{"dataset": r.dataset, "notes": r.notes, "rows": r.table.to_dicts()} for r in results], indent=2))
+        return
+    import polars as pl
+
+    with pl.Config(tbl_rows=50, tbl_cols=20, float_precision=4, tbl_hide_dataframe_shape=True):
+        for r in results:
+            print(f"== {r.dataset}\n   {r.notes}")
+            print(r.table)
+    print(summary)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Accuracy against ground truth: aggressor rules, or greeks against a vendor's."""
+    from m17_platform import evaluation
+
+    if args.what == "aggressor":
+        results = evaluation.eval_aggressor(args.paths)
+        parts = []
+        for r in results:
+            row = r.table.filter(r.table["rule"] == "lee_ready").row(0, named=True)
+            parts.append(f"{r.dataset}: lee_ready={row['accuracy']:.4f} (n={row['n']})")
+        summary = "summary: " + "; ".join(parts)
+    else:
+        if len(args.paths) != 1:
+            print("m17 eval greeks takes one file", file=sys.stderr)
+            return 2
+        results = evaluation.eval_greeks(args.paths[0])
+        parts = []
+        for r in results:
+            delta = r.table.filter(r.table["quantity"] == "delta")
+            if delta.height:
+                parts.append(f"{r.dataset}: median|delta-vendor|={delta['median_abs_diff'][0]:.5f} (n={delta['n'][0]})")
+        summary = "summary: " + "; ".join(parts)
+    _print_results(results, args.json, summary)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+    """Run ``benchmarks/<name>.py`` (its own flags: --size small|full, --json)."""
+    import importlib
+
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    try:
+        module = importlib.import_module(f"benchmarks.{args.name}")
+    except ModuleNotFoundError:
+        print(f"m17 bench: no benchmark named {args.name!r} (see benchmarks/)", file=sys.stderr)
+        return 2
+    return int(module.main(extra) or 0)
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     """Regenerate docs/data_dictionary.md from the schemas."""
     from m17_platform.schemas import data_dictionary_markdown
@@ -190,11 +247,19 @@ def main(argv: list[str] | None = None) -> int:
     lake = sub.add_parser("lake", help="partitions and row counts in the lake")
     lake.add_argument("--root", default=None)
     sub.add_parser("docs", help="regenerate docs/data_dictionary.md from the schemas")
+    ev = sub.add_parser("eval", help="accuracy against ground truth: aggressor rules, greeks vs a vendor")
+    ev.add_argument("what", choices=["aggressor", "greeks"])
+    ev.add_argument("paths", nargs="+", help="LOBSTER message files / DBN files (aggressor); a Cboe calcs file or TDA chain (greeks)")
+    ev.add_argument("--json", action="store_true", help="print the tables as JSON")
+    bench = sub.add_parser("bench", help="benchmarks against peer libraries (benchmarks/NAME.py)")
+    bench.add_argument("name")
 
     if argv and argv[0] == "test":
         return cmd_test(argparse.Namespace(command="test"), argv[1:])
+    if argv and argv[0] == "bench" and len(argv) > 1 and not argv[1].startswith("-"):
+        return cmd_bench(argparse.Namespace(command="bench", name=argv[1]), argv[2:])
     args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs}
+    handlers = {"demo": cmd_demo, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs, "eval": cmd_eval}
     return handlers[args.command](args)
 
 

@@ -561,3 +561,55 @@ def compare_to_vendor(
             stats = {"n": 0, "median_abs_diff": np.nan, "p95_abs_diff": np.nan, "max_abs_diff": np.nan}
         out[col] = stats
     return out
+
+
+def parity_implied_rate(quotes: pl.DataFrame, settings=DEFAULT.rates, sessions: SessionSettings = DEFAULT.sessions):
+    """The risk-free rate implied by put-call parity of European options' NBBO mids.
+
+    For European options C - P = e^{-rT} (F - K) (Black 1976; with F the forward), so
+    within one expiry and snapshot, a regression of (C_mid - P_mid) on K has slope
+    -e^{-rT}: r = -ln(-slope) / T. This is the "box spread" rate the options market
+    itself prices. Pairs are weighted by 1 / (call spread + put spread); the estimate is
+    the median over (expiry, snapshot) groups with at least ``parity_min_pairs`` pairs
+    and T >= ``parity_min_years``, used only when there are ``parity_min_groups`` such
+    groups and it lies within ``parity_max_abs_rate``. Only valid for European exercise: pass quotes of
+    European roots only.
+
+    Parameters
+    ----------
+    quotes : polars.DataFrame
+        option_quotes rows (ts_ns, expiration, strike, right, root, bid, ask).
+
+    Returns
+    -------
+    (rate, groups) : tuple[float | None, int]
+        Annualised continuously compounded rate (decimal) and how many groups it is the
+        median of; ``(None, groups)`` when too few groups qualify or the median is
+        implausible.
+    """
+    q = quotes.filter((pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid"))).with_columns(
+        ((pl.col("bid") + pl.col("ask")) / 2).alias("mid"), (pl.col("ask") - pl.col("bid")).alias("spread")
+    )
+    calls = q.filter(pl.col("right") == "C").select("ts_ns", "root", "expiration", "strike", "mid", "spread")
+    puts = q.filter(pl.col("right") == "P").select("ts_ns", "root", "expiration", "strike", "mid", "spread")
+    pairs = calls.join(puts, on=["ts_ns", "root", "expiration", "strike"], suffix="_put")
+    estimates = []
+    for (expiration, ts), group in pairs.group_by(["expiration", "ts_ns"]):
+        if group.height < settings.parity_min_pairs:
+            continue
+        t = calendar.time_to_expiry_years(ts, calendar.expiry_instant_ns(expiration, sessions), sessions)
+        if t < settings.parity_min_years:
+            continue
+        k = group.get_column("strike").to_numpy()
+        y = (group.get_column("mid") - group.get_column("mid_put")).to_numpy()
+        w = 1.0 / np.maximum((group.get_column("spread") + group.get_column("spread_put")).to_numpy(), 1e-3)
+        design = np.column_stack([np.ones_like(k), k]) * w[:, None]
+        slope = np.linalg.lstsq(design, y * w, rcond=None)[0][1]
+        if -1.0 < slope < 0.0:
+            estimates.append(-math.log(-slope) / t)
+    if len(estimates) < settings.parity_min_groups:
+        return None, len(estimates)
+    rate = float(np.median(estimates))
+    if abs(rate) > settings.parity_max_abs_rate:
+        return None, len(estimates)
+    return rate, len(estimates)

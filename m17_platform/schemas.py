@@ -362,7 +362,179 @@ RAW_TABLES: dict[str, TableSchema] = {
     )
 }
 
-ALL_TABLES: dict[str, TableSchema] = dict(RAW_TABLES)
+# --- enriched tables -------------------------------------------------------------------
+
+
+def _nbbo_and_side() -> list[pa.Field]:
+    return [
+        col("bid", pa.float64(), "dollars", "prevailing best bid at the trade", nullable=True),
+        col("ask", pa.float64(), "dollars", "prevailing best ask at the trade", nullable=True),
+        col("bid_size", pa.int64(), "contracts or shares", "size at the prevailing bid", nullable=True),
+        col("ask_size", pa.int64(), "contracts or shares", "size at the prevailing ask", nullable=True),
+        col("quote_ts_ns", pa.int64(), "ns since epoch, UTC", "time of the prevailing quote", nullable=True),
+        col("quote_age_ns", pa.int64(), "ns", "trade time minus quote time", nullable=True),
+        col("nbbo_flag", pa.string(), "ok|no_quote|stale|one_sided|zero_bid|crossed|locked", "quality of the prevailing quote"),
+        col("side", pa.string(), "buy|sell|unknown", "aggressor side by the platform's rule"),
+        col("side_rule", pa.string(), "rule.step", "rule and step that decided the side (e.g. clnv.tick)"),
+        col("side_confidence", pa.float64(), "0-1", "confidence of the side (quote distance from mid, or a fixed tick value)"),
+        col("placement", pa.string(), "AA|A|MID|B|BB", "trade price against the NBBO", nullable=True),
+    ]
+
+
+def _fields(spec: TableSchema) -> list[pa.Field]:
+    return list(spec.schema)
+
+
+OPTION_TRADES_ENRICHED = TableSchema(
+    name="option_trades_enriched",
+    layer=ENRICHED,
+    schema=pa.schema(
+        _fields(OPTION_TRADES)
+        + _nbbo_and_side()
+        + [
+            col("underlying_bid", pa.float64(), "dollars", "underlying's prevailing bid", nullable=True),
+            col("underlying_ask", pa.float64(), "dollars", "underlying's prevailing ask", nullable=True),
+            col("underlying_mid", pa.float64(), "dollars", "underlying's prevailing mid", nullable=True),
+            col("underlying_quote_age_ns", pa.int64(), "ns", "age of the underlying quote at the trade", nullable=True),
+            col("underlying_last", pa.float64(), "dollars", "underlying's last print at or before the trade", nullable=True),
+            col("underlying_last_ts_ns", pa.int64(), "ns since epoch, UTC", "time of that print", nullable=True),
+            col("multiplier", pa.int64(), "shares per contract", "contract multiplier (option_contracts, else the default)"),
+            col("premium", pa.float64(), "dollars", "price x size x multiplier"),
+        ]
+    ),
+    sort_key=OPTION_TRADES.sort_key,
+    instrument="option_symbol",
+    dedup_key=OPTION_TRADES.dedup_key,
+    positive=("price", "strike"),
+    quote_pair=("bid", "ask"),
+    session_kind="option",
+    description="option prints joined to the option NBBO and the underlying's quote and last print, with the aggressor",
+)
+
+STOCK_TRADES_ENRICHED = TableSchema(
+    name="stock_trades_enriched",
+    layer=ENRICHED,
+    schema=pa.schema(_fields(STOCK_TRADES) + _nbbo_and_side()),
+    sort_key=STOCK_TRADES.sort_key,
+    instrument="symbol",
+    dedup_key=STOCK_TRADES.dedup_key,
+    positive=("price",),
+    quote_pair=("bid", "ask"),
+    session_kind="stock",
+    description="stock prints joined to the prevailing quote, with the aggressor",
+)
+
+FUTURES_TRADES_ENRICHED = TableSchema(
+    name="futures_trades_enriched",
+    layer=ENRICHED,
+    schema=pa.schema(_fields(FUTURES_TRADES) + _nbbo_and_side()),
+    sort_key=FUTURES_TRADES.sort_key,
+    instrument="symbol",
+    dedup_key=FUTURES_TRADES.dedup_key,
+    positive=("price",),
+    session_kind="futures",
+    description="futures prints joined to the top of book before each print (from MBP-10), with the aggressor",
+)
+
+
+def _greek_fields() -> list[pa.Field]:
+    return [
+        col("delta", pa.float64(), "per $1 underlying", "option delta (w.r.t. the forward for Black-76)", nullable=True),
+        col("gamma", pa.float64(), "per $1 underlying, per $1", "option gamma", nullable=True),
+        col("theta", pa.float64(), "dollars per calendar day", "option theta", nullable=True),
+        col("vega", pa.float64(), "dollars per vol point", "option vega (per 1% volatility)", nullable=True),
+        col("rho", pa.float64(), "dollars per rate point", "option rho (per 1% rate)", nullable=True),
+    ]
+
+
+def _pricing_inputs() -> list[pa.Field]:
+    return [
+        col("underlying_price", pa.float64(), "dollars", "spot (BSM) or forward (Black-76) used", nullable=True),
+        col("underlying_price_source", pa.string(), "mid|trade|bid|ask|vendor|vendor_forward|parity_forward|none",
+            "where underlying_price came from"),
+        col("model", pa.string(), "bsm|black76", "pricing model: Black-Scholes-Merton on spot, Black-76 on a forward"),
+        col("t_years", pa.float64(), "years (365-day)", "time from the observation to the expiry instant"),
+        col("rate", pa.float64(), "annualised, continuous, decimal", "risk-free rate (rates table)"),
+        col("dividend_yield", pa.float64(), "annualised, continuous, decimal", "dividend yield (rates table; unused by Black-76)"),
+    ]
+
+
+OPTION_TRADE_GREEKS = TableSchema(
+    name="option_trade_greeks",
+    layer=ENRICHED,
+    schema=pa.schema(
+        _event_time()
+        + _option_identity()
+        + [
+            col("price", pa.float64(), "dollars", "trade price"),
+            col("mid", pa.float64(), "dollars", "NBBO mid at the trade (null without a two-sided quote)", nullable=True),
+        ]
+        + _pricing_inputs()
+        + [
+            col("iv_trade", pa.float64(), "annualised, decimal", "implied volatility from the trade price", nullable=True),
+            col("iv_trade_status", pa.string(), "IVStatus", "solver outcome for iv_trade"),
+            col("iv_mid", pa.float64(), "annualised, decimal", "implied volatility from the NBBO mid", nullable=True),
+            col("iv_mid_status", pa.string(), "IVStatus", "solver outcome for iv_mid"),
+            col("greeks_iv_source", pa.string(), "mid|trade|none", "which IV the greeks use (mid when OK, else trade)"),
+        ]
+        + _greek_fields()
+        + [_source()]
+    ),
+    sort_key=OPTION_TRADES.sort_key,
+    instrument="option_symbol",
+    dedup_key=OPTION_TRADES.dedup_key[:3],
+    positive=("price", "strike"),
+    session_kind="option",
+    description="implied volatility (from the trade and from the NBBO mid) and greeks of every option print",
+)
+
+OPTION_QUOTE_GREEKS = TableSchema(
+    name="option_quote_greeks",
+    layer=ENRICHED,
+    schema=pa.schema(
+        _event_time()
+        + _option_identity()
+        + [
+            col("bid", pa.float64(), "dollars", "best bid", nullable=True),
+            col("ask", pa.float64(), "dollars", "best ask", nullable=True),
+            col("mid", pa.float64(), "dollars", "(bid + ask) / 2 of a two-sided quote with bid > 0", nullable=True),
+        ]
+        + _pricing_inputs()
+        + [
+            col("iv", pa.float64(), "annualised, decimal", "implied volatility from the mid", nullable=True),
+            col("iv_status", pa.string(), "IVStatus", "solver outcome"),
+        ]
+        + _greek_fields()
+        + [
+            col("vendor_iv", pa.float64(), "annualised, decimal", "vendor implied volatility at the same quote", nullable=True),
+            col("vendor_delta", pa.float64(), "per $1 underlying", "vendor delta", nullable=True),
+            col("vendor_gamma", pa.float64(), "per $1 underlying, per $1", "vendor gamma", nullable=True),
+            col("vendor_theta", pa.float64(), "dollars per calendar day", "vendor theta", nullable=True),
+            col("vendor_vega", pa.float64(), "dollars per vol point", "vendor vega", nullable=True),
+            _source(),
+        ]
+    ),
+    sort_key=OPTION_QUOTES.sort_key,
+    instrument="option_symbol",
+    dedup_key=OPTION_QUOTES.dedup_key,
+    positive=("strike",),
+    quote_pair=("bid", "ask"),
+    session_kind="option",
+    description="implied volatility and greeks of every option quote from its mid, beside the vendor's where it has them",
+)
+
+ENRICHED_TABLES: dict[str, TableSchema] = {
+    t.name: t
+    for t in (
+        OPTION_TRADES_ENRICHED,
+        STOCK_TRADES_ENRICHED,
+        FUTURES_TRADES_ENRICHED,
+        OPTION_TRADE_GREEKS,
+        OPTION_QUOTE_GREEKS,
+    )
+}
+
+ALL_TABLES: dict[str, TableSchema] = {**RAW_TABLES, **ENRICHED_TABLES}
 
 
 def table(name: str) -> TableSchema:

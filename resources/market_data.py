@@ -35,6 +35,10 @@ class MarketDataResource(ConfigurableResource):
         ref = PartitionRef(trade_date, underlying)
         if table_name == "rates":
             settings = RatesSettings(risk_free_rate=self.risk_free_rate)
+            stated = samples.stated_rate(ref, self.samples_dir) if self.kind == "samples" else None
+            if stated is not None:
+                frame = rates.constant_rates(ref, settings, rate=stated[0], source=stated[1])
+                return samples.SampleTable(frame, stated[1], {})
             return samples.SampleTable(rates.constant_rates(ref, settings), "settings.rates.constant", {})
         if self.kind == "samples":
             return samples.load_sample_table(table_name, ref, self.samples_dir)

@@ -12,8 +12,10 @@ from m17_platform.lake import PartitionRef
 from m17_platform.settings import RatesSettings
 
 
-def constant_rates(ref: PartitionRef, settings: RatesSettings) -> pl.DataFrame:
-    """One row for ``ref``: ``settings.risk_free_rate`` at ``settings.tenor_days``.
+def constant_rates(
+    ref: PartitionRef, settings: RatesSettings, *, rate: float | None = None, source: str = "settings.rates.constant"
+) -> pl.DataFrame:
+    """One row for ``ref``: ``rate`` (default ``settings.risk_free_rate``) at ``settings.tenor_days``.
 
     Returns
     -------
@@ -26,10 +28,10 @@ def constant_rates(ref: PartitionRef, settings: RatesSettings) -> pl.DataFrame:
         {
             "date": [ref.trade_date],
             "tenor_days": [settings.tenor_days],
-            "rate": [float(settings.risk_free_rate)],
+            "rate": [float(settings.risk_free_rate if rate is None else rate)],
             "dividend_yield": [float(settings.dividend_yield.get(ref.underlying, 0.0))],
             "underlying": [ref.underlying],
-            "source": ["settings.rates.constant"],
+            "source": [source],
         },
         schema_overrides={"tenor_days": pl.Int32},
     )

@@ -21,7 +21,7 @@ import polars as pl
 from m17_platform import calendar
 from m17_platform.lake import PartitionRef
 from m17_platform.schemas import empty_frame, table
-from m17_platform.settings import PROJECT_ROOT, SessionSettings
+from m17_platform.settings import DEFAULT, PROJECT_ROOT, SessionSettings, Settings
 from m17_platform.sources.base import ReadResult
 
 DEFAULT_SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
@@ -188,6 +188,40 @@ def _trade_dates(frame: pl.DataFrame, table_name: str, sessions: SessionSettings
         .dt.date()
         .alias("trade_date")
     )
+
+
+def stated_rate(
+    ref: PartitionRef, samples_dir: Path = DEFAULT_SAMPLES_DIR, settings: Settings = DEFAULT
+) -> tuple[float, str] | None:
+    """The risk-free rate the samples give for a partition, as (annualised continuous
+    decimal, source), or ``None`` (then the configured constant applies):
+
+    1. a rate the partition's own vendor file states (TD Ameritrade's ``interestRate``);
+    2. else the put-call-parity implied rate of the European-root option quotes the
+       samples hold for that trade date (any underlying: the rate is market-wide), see
+       :func:`m17_platform.greeks.parity_implied_rate`.
+    """
+    part = sample_partition(ref)
+    if part is not None and "tda_spy_chain_2022-05-20" in part.datasets:
+        from m17_platform.sources import tda
+
+        facts = tda.read_chain_facts(Path(samples_dir) / DATASETS["tda_spy_chain_2022-05-20"].files[0])
+        if facts.interest_rate is not None:
+            return float(facts.interest_rate), "tda.option_chain.interestRate"
+    from m17_platform.greeks import parity_implied_rate
+
+    for sample in SAMPLE_PARTITIONS:
+        if sample.trade_date != ref.trade_date:
+            continue
+        for name in sample.datasets:
+            quotes = read_dataset(name, samples_dir).tables.get("option_quotes")
+            if quotes is None or quotes.height == 0:
+                continue
+            european = quotes.filter(pl.col("root").is_in(list(settings.universe.european_roots)))
+            rate, groups = parity_implied_rate(european, settings.rates, settings.sessions)
+            if rate is not None:
+                return rate, f"put_call_parity:{name} ({groups} expiry snapshots)"
+    return None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.partitions import DAY_BY_UNDERLYING, TRADING_DAYS, partition_ref
 from m17_platform.definitions import defs
-from m17_platform.schemas import RAW_TABLES
+from m17_platform.schemas import ENRICHED_TABLES, RAW_TABLES
 from sensors.schedules import end_of_day
 from sensors.underlyings import register_underlyings
 
@@ -15,11 +15,18 @@ def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {f"raw/{t}" for t in RAW_TABLES} | {"gold/daily_report"}
+    assert keys == (
+        {f"raw/{t}" for t in RAW_TABLES} | {f"enriched/{t}" for t in ENRICHED_TABLES} | {"gold/daily_report"}
+    )
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("raw/option_quotes", "bid_le_ask") in checks
     assert ("raw/stock_trades", "in_session") in checks
     assert all(("raw/" + t, "schema") in checks for t in RAW_TABLES)
+    assert ("enriched/option_quote_greeks", "vendor_delta") in checks
+    assert ("enriched/futures_trades_enriched", "aggressor_vs_vendor") in checks
+    # data flows raw -> enriched -> gold
+    upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["enriched", "option_trade_greeks"])).parent_keys}
+    assert "enriched/option_trades_enriched" in upstream and "raw/rates" in upstream
     assert defs.resolve_job_def("main").partitions_def == DAY_BY_UNDERLYING
     assert {s.name for s in defs.sensors} == {"register_underlyings"}
     assert {s.name for s in defs.schedules} == {"end_of_day"}
