@@ -86,6 +86,7 @@ import datetime as dt
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -114,7 +115,57 @@ _PLACEMENT_NAMES = np.array([None, "BB", "B", "MID", "A", "AA"], dtype=object)
 def _float(frame: pl.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.full(frame.height, np.nan)
-    return frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64)
+    return frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
+
+
+@numba.njit(cache=True)
+def _quote_kernel(p, bid, ask, usable, tol):
+    """One pass over the trades: position against the quote, quote-rule confidence, placement.
+
+    Returns ``above_mid``, ``below_mid``, ``at_mid``, ``at_ask``, ``at_bid`` (bool, all
+    False where the quote is not usable), ``quote_conf`` = 0.5 + 0.5 * min(1, |p - mid| /
+    half spread) (1.0 when the half spread is <= tol; NaN for a NaN price) and
+    ``placement`` codes (0 null, 1 BB, 2 B, 3 MID, 4 A, 5 AA; later tests win).
+    """
+    n = p.shape[0]
+    above = np.zeros(n, dtype=np.bool_)
+    below = np.zeros(n, dtype=np.bool_)
+    at_mid = np.zeros(n, dtype=np.bool_)
+    at_ask = np.zeros(n, dtype=np.bool_)
+    at_bid = np.zeros(n, dtype=np.bool_)
+    conf = np.empty(n, dtype=np.float64)
+    placement = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        pi, b, a = p[i], bid[i], ask[i]
+        mid = (b + a) / 2.0
+        half = (a - b) / 2.0
+        if half > tol:
+            d = abs(pi - mid) / half
+            conf[i] = 0.5 + 0.5 * (d if (d != d or d < 1.0) else 1.0)
+        else:
+            conf[i] = 1.0
+        if not usable[i]:
+            continue
+        up = pi > mid + tol
+        down = pi < mid - tol
+        above[i] = up
+        below[i] = down
+        at_mid[i] = not up and not down
+        on_ask = abs(pi - a) <= tol
+        on_bid = abs(pi - b) <= tol
+        at_ask[i] = on_ask
+        at_bid[i] = on_bid
+        code = 3
+        if pi < b - tol:
+            code = 1
+        if on_bid:
+            code = 2
+        if on_ask:
+            code = 4
+        if pi > a + tol:
+            code = 5
+        placement[i] = code
+    return above, below, at_mid, at_ask, at_bid, conf, placement
 
 
 def _ticks(frame: pl.DataFrame, instrument: str | None, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -212,23 +263,7 @@ def classify(
     usable = ~np.isnan(bid) & ~np.isnan(ask) & (bid <= ask + tol)
     if "nbbo_flag" in frame.columns:
         usable &= ~frame.get_column("nbbo_flag").is_in(list(settings.unusable_flags)).fill_null(False).to_numpy()
-    with np.errstate(invalid="ignore"):
-        mid = (bid + ask) / 2.0
-        half = (ask - bid) / 2.0
-        above_mid = usable & (p > mid + tol)
-        below_mid = usable & (p < mid - tol)
-        at_mid = usable & ~above_mid & ~below_mid
-        at_ask = usable & (np.abs(p - ask) <= tol)
-        at_bid = usable & (np.abs(p - bid) <= tol)
-        dist = np.where(half > tol, np.minimum(1.0, np.abs(p - mid) / np.where(half > tol, half, 1.0)), 1.0)
-    quote_conf = 0.5 + 0.5 * dist
-
-    placement = np.zeros(n, dtype=np.int8)  # 0 = null
-    placement[usable] = 3
-    placement[usable & (p < bid - tol)] = 1
-    placement[at_bid] = 2
-    placement[at_ask] = 4
-    placement[usable & (p > ask + tol)] = 5
+    above_mid, below_mid, at_mid, at_ask, at_bid, quote_conf, placement = _quote_kernel(p, bid, ask, usable, tol)
 
     side = np.zeros(n, dtype=np.int8)
     decided_by = np.full(n, -1, dtype=np.int8)
@@ -275,14 +310,19 @@ def classify(
         conf[take] = c[take]
         decided_by[take] = k
 
-    labels = np.array([f"{rule}.{_STEP_LABEL.get(st, st)}" for st in steps] + [f"{rule}.none"], dtype=object)
-    rule_names = labels[np.where(decided_by < 0, len(steps), decided_by)]
+    labels = [f"{rule}.{_STEP_LABEL.get(st, st)}" for st in steps] + [f"{rule}.none"]
+    rule_code = np.where(decided_by < 0, len(steps), decided_by)
     return frame.with_columns(
-        side=pl.Series(_SIDE_NAMES[side + 1].tolist(), dtype=pl.String),
-        side_rule=pl.Series(rule_names.tolist(), dtype=pl.String),
+        side=_names(_SIDE_NAMES, side + 1),
+        side_rule=_names(labels, rule_code),
         side_confidence=pl.Series(conf, dtype=pl.Float64),
-        placement=pl.Series(_PLACEMENT_NAMES[placement].tolist(), dtype=pl.String),
+        placement=_names(_PLACEMENT_NAMES, placement),
     )
+
+
+def _names(names, codes: np.ndarray) -> pl.Series:
+    """String column ``names[codes]`` (a gather from the few names, no Python object per row)."""
+    return pl.Series(list(names), dtype=pl.String).gather(pl.Series(codes.astype(np.uint32)))
 
 
 def score_rules(

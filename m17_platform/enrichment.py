@@ -6,10 +6,11 @@ the Dagster assets and ``m17 eval`` both call these functions, so what the CLI
 measures is what the lake holds.
 
 Join modes. A quote that shares a trade's (ts_ns, sequence) means different things by
-source: Cboe's NBBO at a trade is the quote *in force* at it (join at or before), while
-a book rebuilt from LOBSTER messages or Databento MBO is the book *after* the event
-that printed (join strictly before). ``NbboSettings.post_event_quote_sources`` names
-the latter by their ``source`` prefix.
+source: Cboe's NBBO at a trade is the quote *in force* at it (join at or before in
+(ts_ns, sequence)), while a book rebuilt from LOBSTER messages or Databento MBO is the
+book *after* the event that printed (join strictly before).
+``NbboSettings.at_trade_quote_sources`` and ``post_event_quote_sources`` name them by
+their ``source`` prefix; other quotes join at or before ts_ns.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ _SIDE_OF_VENDOR = {"B": "buy", "S": "sell"}
 # --- NBBO join + aggressor ---------------------------------------------------------------
 
 
-def _post_event(quotes: pl.DataFrame, settings: Settings) -> bool:
+def _sources_match(quotes: pl.DataFrame, prefixes: tuple[str, ...]) -> bool:
     if quotes.height == 0 or "source" not in quotes.columns:
         return False
     sources = quotes.get_column("source").unique().to_list()
-    return any(str(s).startswith(settings.nbbo.post_event_quote_sources) for s in sources)
+    return any(str(s).startswith(prefixes) for s in sources)
 
 
 def join_and_classify(
@@ -75,7 +76,12 @@ def join_and_classify(
     """
     q = quotes.select([instrument, "ts_ns", "sequence", "bid", "ask", "bid_size", "ask_size"])
     joined = asof_join_quotes(
-        trades, q, instrument=instrument, settings=settings.nbbo, strict_sequence=_post_event(quotes, settings)
+        trades,
+        q,
+        instrument=instrument,
+        settings=settings.nbbo,
+        strict_sequence=_sources_match(quotes, settings.nbbo.post_event_quote_sources),
+        sequence_tiebreak=_sources_match(quotes, settings.nbbo.at_trade_quote_sources),
     )
     return classify(joined, settings.aggressor.default_rule, instrument=instrument, settings=settings.aggressor)
 

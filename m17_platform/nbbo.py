@@ -14,14 +14,16 @@ silently. Instrument strings are ordered by their UTF-8 bytes (polars' string or
 Among several quotes that qualify, the one that comes last in that order (greatest
 ``(ts_ns, sequence)``) prevails.
 
-Three cut-off modes, with ``cut = trade.ts_ns - lag_ns``:
+Four cut-off modes, with ``cut = trade.ts_ns - lag_ns``:
 
 * default: quote ``ts_ns <= cut`` (at or before; ``polars.join_asof(strategy="backward")``);
 * ``strict=True``: quote ``ts_ns < cut`` (strictly earlier in time;
   ``join_asof(..., allow_exact_matches=False)``);
 * ``strict_sequence=True``: ``(quote.ts_ns, quote.sequence) < (cut, trade.sequence)``
   lexicographically: a quote at the same nanosecond counts only if its sequence
-  number is smaller than the trade's.
+  number is smaller than the trade's;
+* ``sequence_tiebreak=True``: ``(quote.ts_ns, quote.sequence) <= (cut, trade.sequence)``:
+  a quote at the same nanosecond counts if its sequence is not after the trade's.
 
 ``strict_sequence`` is the mode for sources where a trade and the book update it
 causes share a timestamp and the sequence orders them: in LOBSTER, the orderbook row
@@ -33,8 +35,12 @@ the same nanosecond; the quote *before* execution *k* is the book row of message
 book (it also excludes any earlier event of the same packet, which then falls back to
 the previous packet's book).
 
-Performance: the match is a single forward merge over int64 arrays in a numba kernel
-(both sides factorised into one sorted code space), O(n_trades + n_quotes).
+Performance: both tables are sorted by instrument, so each is cut into runs of one
+instrument (on the physical codes of a Categorical / Enum column or the values of an
+integer column, without materialising strings; a string column through ``rle_id``).
+Runs are paired by instrument value and merged in a numba kernel, in parallel over
+groups of instruments, checking the ``(ts_ns, sequence)`` order in the same pass:
+O(n_trades + n_quotes), one read of the quote timestamps.
 """
 
 from __future__ import annotations
@@ -55,62 +61,218 @@ FLAGS = ("ok", "no_quote", "stale", "one_sided", "zero_bid", "crossed", "locked"
 _MODE_AT_OR_BEFORE = 0
 _MODE_STRICT_TIME = 1
 _MODE_STRICT_SEQUENCE = 2
+_MODE_AT_OR_BEFORE_SEQUENCE = 3
 
 
 @numba.njit(cache=True)
-def _first_unsorted(code: np.ndarray, ts: np.ndarray, seq: np.ndarray) -> int:
-    """Index of the first row whose (code, ts, seq) is smaller than the row before, or -1."""
-    for i in range(1, code.shape[0]):
-        if code[i] < code[i - 1]:
-            return i
-        if code[i] == code[i - 1]:
-            if ts[i] < ts[i - 1]:
-                return i
-            if ts[i] == ts[i - 1] and seq[i] < seq[i - 1]:
-                return i
-    return -1
+def _run_starts(codes: np.ndarray) -> np.ndarray:
+    """Offsets where a run of equal codes starts, plus ``len(codes)`` at the end."""
+    n = codes.shape[0]
+    count = 1 if n else 0
+    for i in range(1, n):
+        if codes[i] != codes[i - 1]:
+            count += 1
+    out = np.empty(count + 1, dtype=np.int64)
+    k = 0
+    if n:
+        out[0] = 0
+        k = 1
+    for i in range(1, n):
+        if codes[i] != codes[i - 1]:
+            out[k] = i
+            k += 1
+    out[k] = n
+    return out
 
 
-@numba.njit(cache=True)
-def _asof_kernel(
-    t_code: np.ndarray,
+@numba.njit(cache=True, parallel=True)
+def _asof_runs_kernel(
+    t_start: np.ndarray,
     t_ts: np.ndarray,
     t_seq: np.ndarray,
-    q_code: np.ndarray,
+    q_start: np.ndarray,
     q_ts: np.ndarray,
     q_seq: np.ndarray,
+    pair_t: np.ndarray,
+    pair_q: np.ndarray,
+    chunks: np.ndarray,
     lag_ns: int,
     mode: int,
-) -> np.ndarray:
-    """Row index of the prevailing quote for each trade (-1 when none); one forward pass."""
-    n = t_code.shape[0]
-    m = q_code.shape[0]
-    out = np.full(n, -1, dtype=np.int64)
-    j = 0
-    for i in range(n):
-        c = t_code[i]
-        cut = t_ts[i] - lag_ns
-        s = t_seq[i]
-        while j < m:
-            qc = q_code[j]
-            if qc < c:
-                j += 1
-                continue
-            if qc > c:
-                break
-            qt = q_ts[j]
-            if mode == 0:
-                ok = qt <= cut
-            elif mode == 1:
-                ok = qt < cut
-            else:
-                ok = qt < cut or (qt == cut and q_seq[j] < s)
-            if not ok:
-                break
-            j += 1
-        if j > 0 and q_code[j - 1] == c:
-            out[i] = j - 1
-    return out
+):
+    """Prevailing quote row per trade (-1 when none), merging each instrument's runs.
+
+    ``pair_t[p]`` / ``pair_q[p]`` are the trade and quote runs of one instrument (-1
+    when the table has none); ``chunks`` splits the pairs into ranges of similar work
+    run in parallel. Checks ``(ts, seq)`` order inside every run in the same pass and
+    returns, per pair, the first out-of-order trade row and quote row (-1 when none).
+    """
+    n_pairs = pair_t.shape[0]
+    out = np.full(t_ts.shape[0], -1, dtype=np.int64)
+    t_bad = np.full(n_pairs, -1, dtype=np.int64)
+    q_bad = np.full(n_pairs, -1, dtype=np.int64)
+    for c in numba.prange(chunks.shape[0] - 1):
+        for p in range(chunks[c], chunks[c + 1]):
+            tr = pair_t[p]
+            qr = pair_q[p]
+            ta = tb = qa = qb = 0
+            if tr >= 0:
+                ta = t_start[tr]
+                tb = t_start[tr + 1]
+            if qr >= 0:
+                qa = q_start[qr]
+                qb = q_start[qr + 1]
+            tbad = -1
+            qbad = -1
+            j = qa
+            for i in range(ta, tb):
+                tt = t_ts[i]
+                s = t_seq[i]
+                if tbad < 0 and i > ta:
+                    pt = t_ts[i - 1]
+                    if tt < pt or (tt == pt and s < t_seq[i - 1]):
+                        tbad = i
+                cut = tt - lag_ns
+                while j < qb:
+                    qt = q_ts[j]
+                    if qbad < 0 and j > qa:
+                        pq = q_ts[j - 1]
+                        if qt < pq or (qt == pq and q_seq[j] < q_seq[j - 1]):
+                            qbad = j
+                    if mode == 0:
+                        ok = qt <= cut
+                    elif mode == 1:
+                        ok = qt < cut
+                    elif mode == 2:
+                        ok = qt < cut or (qt == cut and q_seq[j] < s)
+                    else:
+                        ok = qt < cut or (qt == cut and q_seq[j] <= s)
+                    if not ok:
+                        break
+                    j += 1
+                if j > qa:
+                    out[i] = j - 1
+            if qbad < 0:
+                for k in range(max(j, qa + 1), qb):
+                    pq = q_ts[k - 1]
+                    if q_ts[k] < pq or (q_ts[k] == pq and q_seq[k] < q_seq[k - 1]):
+                        qbad = k
+                        break
+            t_bad[p] = tbad
+            q_bad[p] = qbad
+    return out, t_bad, q_bad
+
+
+@numba.njit(cache=True, parallel=True)
+def _gather_kernel(idx, bid, ask, bid_size, ask_size, ts, with_sizes):
+    """``column[idx]`` for the five quote columns at once (rows with ``idx < 0`` get 0)."""
+    n = idx.shape[0]
+    o_bid = np.zeros(n, dtype=bid.dtype)
+    o_ask = np.zeros(n, dtype=ask.dtype)
+    o_bs = np.zeros(n if with_sizes else 0, dtype=bid_size.dtype)
+    o_as = np.zeros(n if with_sizes else 0, dtype=ask_size.dtype)
+    o_ts = np.zeros(n, dtype=ts.dtype)
+    for i in numba.prange(n):
+        k = idx[i]
+        if k >= 0:
+            o_bid[i] = bid[k]
+            o_ask[i] = ask[k]
+            o_ts[i] = ts[k]
+            if with_sizes:
+                o_bs[i] = bid_size[k]
+                o_as[i] = ask_size[k]
+    return o_bid, o_ask, o_bs, o_as, o_ts
+
+
+def _gather_matched(quotes: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:
+    """The matched quote columns per trade (nulls where ``idx < 0``), cast to the output dtypes.
+
+    Numeric columns without nulls are gathered in one parallel numba pass (the reads
+    are cache misses; doing all columns per row overlaps them); anything else through
+    polars ``gather``. Only the matched rows are cast, never the whole quote table.
+    """
+    n = idx.shape[0]
+    sizes = ("bid_size", "ask_size")
+    with_sizes = all(c in quotes.columns for c in sizes)
+    present = ["bid", "ask", *(c for c in sizes if c in quotes.columns), "ts_ns"]
+    none = idx < 0
+    fast = quotes.height > 0 and (with_sizes or not any(c in quotes.columns for c in sizes)) and all(
+        quotes.schema[c].is_numeric() and quotes.get_column(c).null_count() == 0 for c in present
+    )
+    if fast:
+        cols = {c: quotes.get_column(c).to_numpy() for c in present}
+        dummy = np.zeros(1, dtype=np.int64)
+        got = _gather_kernel(
+            idx, cols["bid"], cols["ask"], cols.get("bid_size", dummy), cols.get("ask_size", dummy),
+            cols["ts_ns"], with_sizes,
+        )
+        names = ("bid", "ask", "bid_size", "ask_size", "ts_ns")
+        mask = pl.Series(none)
+        any_none = bool(none.any())
+        series = [pl.Series(c, a) for c, a in zip(names, got) if c in present]
+        picked = pl.DataFrame([s.set(mask, None) if any_none else s for s in series])
+    else:
+        picked = quotes.select(present)
+        take = pl.Series("idx", idx).set(pl.Series(none), None)
+        picked = picked.select(pl.all().gather(take)) if quotes.height else picked.clear(n)
+    return picked.select(
+        pl.col("bid").cast(pl.Float64),
+        pl.col("ask").cast(pl.Float64),
+        *[(pl.col(c).cast(pl.Int64) if c in present else pl.lit(None, dtype=pl.Int64)).alias(c) for c in sizes],
+        pl.col("ts_ns").cast(pl.Int64).alias("quote_ts_ns"),
+    )
+
+
+def _instrument_runs(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Run boundaries of a sorted-by-instrument column and each run's value as a string.
+
+    Categorical / Enum columns are scanned on their physical codes and integer columns
+    on their values (no string is materialised per row); other columns as strings.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, (pl.Categorical, pl.Enum)):
+        codes = values.to_physical().to_numpy()
+    elif dtype.is_integer():
+        codes = values.to_numpy()
+    else:
+        codes = values.cast(pl.String).rle_id().to_numpy()
+    starts = _run_starts(codes)
+    run_values = values.gather(pl.Series(starts[:-1], dtype=pl.Int64)).cast(pl.String)
+    return starts, run_values
+
+
+def _first_descending(run_values: pl.Series) -> int:
+    """First run whose value is not greater than the previous run's (UTF-8 byte order), or -1."""
+    if len(run_values) < 2:
+        return -1
+    bad = (run_values.slice(1) <= run_values.slice(0, len(run_values) - 1)).arg_true()
+    return int(bad[0]) + 1 if len(bad) else -1
+
+
+def _pairs(t_values: pl.Series, q_values: pl.Series, sorted_ok: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Trade-run / quote-run pairs of equal instrument (-1 for a side without the instrument)."""
+    t_list, q_list = t_values.to_list(), q_values.to_list()
+    if not sorted_ok:  # an error will be raised; pair nothing, but still order-check every run
+        return (np.concatenate([np.arange(len(t_list)), np.full(len(q_list), -1)]).astype(np.int64),
+                np.concatenate([np.full(len(t_list), -1), np.arange(len(q_list))]).astype(np.int64))
+    q_pos = {v: k for k, v in enumerate(q_list)}
+    pair_t = list(range(len(t_list)))
+    pair_q = [q_pos.pop(v, -1) for v in t_list]
+    rest = sorted(q_pos.values())
+    return (np.array(pair_t + [-1] * len(rest), dtype=np.int64), np.array(pair_q + rest, dtype=np.int64))
+
+
+def _chunks(pair_t: np.ndarray, pair_q: np.ndarray, t_start: np.ndarray, q_start: np.ndarray) -> np.ndarray:
+    """Split pairs into ranges of about equal rows (trades + quotes) for the parallel kernel."""
+    n = pair_t.shape[0]
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    t_len = np.append(np.diff(t_start), 0)  # index -1 (no run) reads the appended 0
+    q_len = np.append(np.diff(q_start), 0)
+    work = t_len[pair_t] + q_len[pair_q] + 1
+    cum = np.cumsum(work)
+    n_chunks = min(n, 8 * max(1, numba.get_num_threads()))
+    bounds = np.searchsorted(cum, np.linspace(0, cum[-1], n_chunks + 1)[1:-1], side="right")
+    return np.unique(np.concatenate([[0], bounds, [n]])).astype(np.int64)
 
 
 def _check_frame(frame: pl.DataFrame, table: str, instrument: str, extra: tuple[str, ...]) -> None:
@@ -124,14 +286,13 @@ def _check_frame(frame: pl.DataFrame, table: str, instrument: str, extra: tuple[
             raise ValueError(f"{table}: column {c!r} has {nulls} nulls (first at row {first})")
 
 
-def _check_sorted(table: str, instrument: str, values: pl.Series, code: np.ndarray, ts: np.ndarray, seq: np.ndarray) -> None:
-    bad = _first_unsorted(code, ts, seq)
-    if bad >= 0:
-        raise ValueError(
-            f"{table} is not sorted by ({instrument}, ts_ns, sequence): row {bad} "
-            f"({values[bad]!r}, {ts[bad]}, {seq[bad]}) comes after row {bad - 1} "
-            f"({values[bad - 1]!r}, {ts[bad - 1]}, {seq[bad - 1]})"
-        )
+def _raise_unsorted(table: str, instrument: str, values: pl.Series, ts: np.ndarray, seq: np.ndarray, bad: int) -> None:
+    pair = values.slice(bad - 1, 2).cast(pl.String)
+    raise ValueError(
+        f"{table} is not sorted by ({instrument}, ts_ns, sequence): row {bad} "
+        f"({pair[1]!r}, {ts[bad]}, {seq[bad]}) comes after row {bad - 1} "
+        f"({pair[0]!r}, {ts[bad - 1]}, {seq[bad - 1]})"
+    )
 
 
 def asof_join_quotes(
@@ -142,6 +303,7 @@ def asof_join_quotes(
     settings: NbboSettings = NbboSettings(),
     strict: bool = False,
     strict_sequence: bool = False,
+    sequence_tiebreak: bool = False,
 ) -> pl.DataFrame:
     """Attach to every trade the prevailing quote of the same instrument.
 
@@ -164,6 +326,12 @@ def asof_join_quotes(
     strict_sequence : bool
         Quote ``(ts_ns, sequence) < (trade.ts_ns - lag_ns, trade.sequence)``
         lexicographically (see the module docstring); overrides ``strict``.
+    sequence_tiebreak : bool
+        Quote ``(ts_ns, sequence) <= (trade.ts_ns - lag_ns, trade.sequence)``
+        lexicographically: for quotes that share the trades' sequence numbers and are
+        in force *at* the trade (Cboe's NBBO at each print), so that of several prints
+        in one nanosecond each gets its own quote, not the last one of that instant.
+        Overrides ``strict``; ``strict_sequence`` overrides it.
 
     Returns
     -------
@@ -193,33 +361,38 @@ def asof_join_quotes(
     if clash:
         raise ValueError(f"trades already have output columns {clash}")
 
-    t_inst = trades.get_column(instrument).cast(pl.String)
-    q_inst = quotes.get_column(instrument).cast(pl.String)
-    universe = pl.concat([t_inst, q_inst]).unique().sort()
-    t_code = universe.search_sorted(t_inst).to_numpy().astype(np.int64)
-    q_code = universe.search_sorted(q_inst).to_numpy().astype(np.int64)
+    t_inst = trades.get_column(instrument)
+    q_inst = quotes.get_column(instrument)
+    t_start, t_values = _instrument_runs(t_inst)
+    q_start, q_values = _instrument_runs(q_inst)
     t_ts = trades.get_column("ts_ns").cast(pl.Int64).to_numpy()
     t_seq = trades.get_column("sequence").cast(pl.Int64).to_numpy()
     q_ts = quotes.get_column("ts_ns").cast(pl.Int64).to_numpy()
     q_seq = quotes.get_column("sequence").cast(pl.Int64).to_numpy()
-    _check_sorted("trades", instrument, t_inst, t_code, t_ts, t_seq)
-    _check_sorted("quotes", instrument, q_inst, q_code, q_ts, q_seq)
+    t_desc = _first_descending(t_values)
+    q_desc = _first_descending(q_values)
+    pair_t, pair_q = _pairs(t_values, q_values, t_desc < 0 and q_desc < 0)
+    chunks = _chunks(pair_t, pair_q, t_start, q_start)
 
-    mode = _MODE_STRICT_SEQUENCE if strict_sequence else (_MODE_STRICT_TIME if strict else _MODE_AT_OR_BEFORE)
-    idx = _asof_kernel(t_code, t_ts, t_seq, q_code, q_ts, q_seq, int(settings.lag_ns), mode)
-
-    sizes = [
-        (pl.col(c).cast(pl.Int64) if c in quotes.columns else pl.lit(None, dtype=pl.Int64)).alias(c)
-        for c in ("bid_size", "ask_size")
-    ]
-    side = quotes.select(
-        pl.col("bid").cast(pl.Float64),
-        pl.col("ask").cast(pl.Float64),
-        *sizes,
-        pl.col("ts_ns").cast(pl.Int64).alias("quote_ts_ns"),
+    if strict_sequence:
+        mode = _MODE_STRICT_SEQUENCE
+    elif sequence_tiebreak:
+        mode = _MODE_AT_OR_BEFORE_SEQUENCE
+    else:
+        mode = _MODE_STRICT_TIME if strict else _MODE_AT_OR_BEFORE
+    idx, t_bad, q_bad = _asof_runs_kernel(
+        t_start, t_ts, t_seq, q_start, q_ts, q_seq, pair_t, pair_q, chunks, int(settings.lag_ns), mode
     )
-    take = pl.Series("idx", idx).set(pl.Series(idx < 0), None)
-    matched = side.select(pl.all().gather(take)) if side.height else side.clear(trades.height)
+    for table, values, start, desc, bad, ts, seq in (
+        ("trades", t_inst, t_start, t_desc, t_bad, t_ts, t_seq),
+        ("quotes", q_inst, q_start, q_desc, q_bad, q_ts, q_seq),
+    ):
+        rows = [int(start[desc])] if desc >= 0 else []
+        rows += [int(b) for b in bad[bad >= 0]]
+        if rows:
+            _raise_unsorted(table, instrument, values, ts, seq, min(rows))
+
+    matched = _gather_matched(quotes, idx)
     out = pl.concat([trades, matched], how="horizontal").with_columns(
         quote_age_ns=pl.col("ts_ns").cast(pl.Int64) - pl.col("quote_ts_ns")
     )

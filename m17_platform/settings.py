@@ -169,13 +169,17 @@ class NbboSettings:
     post_event_quote_sources : str prefixes of quote ``source`` values whose rows are
         the book *after* an event that shares the trade's (ts_ns, sequence) (books
         rebuilt from LOBSTER messages or Databento MBO). Trades join those quotes
-        strictly before (ts_ns, sequence); vendor NBBO snapshots (Cboe's quote at the
-        trade) join at or before.
+        strictly before (ts_ns, sequence).
+    at_trade_quote_sources : str prefixes of quote ``source`` values whose rows carry
+        the trades' own sequence numbers and are in force at the trade (Cboe's NBBO at
+        each print): trades join them at or before (ts_ns, sequence). Other quotes join
+        at or before ts_ns.
     """
 
     lag_ns: int = 0
     max_quote_age_ns: int = 1_000_000_000
     post_event_quote_sources: tuple[str, ...] = ("lobster.", "databento.")
+    at_trade_quote_sources: tuple[str, ...] = ("cboe_datashop.option_trades",)
 
 
 @dataclass(frozen=True)

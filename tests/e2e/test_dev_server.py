@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from m17_platform.schemas import RAW_TABLES
+from m17_platform.schemas import ENRICHED_TABLES, RAW_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,12 +70,16 @@ def test_dev_server_shows_the_whole_code_location(tmp_path):
             time.sleep(2)
         assert data and data["assetNodes"], "dagster dev did not serve the code location in time"
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-        assert set(nodes) == {f"raw/{t}" for t in RAW_TABLES} | {"gold/daily_report"}
+        assert set(nodes) == (
+            {f"raw/{t}" for t in RAW_TABLES} | {f"enriched/{t}" for t in ENRICHED_TABLES} | {"gold/daily_report"}
+        )
         for key, node in nodes.items():
             dims = [d["name"] for d in node["partitionDefinition"]["dimensionTypes"]]
             assert dims == ["date", "underlying"], key
         checks = {c["name"] for c in nodes["raw/option_quotes"]["assetChecksOrError"]["checks"]}
         assert {"schema", "nulls", "bid_le_ask", "in_session", "sorted", "duplicates"} <= checks
+        greeks_checks = {c["name"] for c in nodes["enriched/option_quote_greeks"]["assetChecksOrError"]["checks"]}
+        assert greeks_checks == {"reprice", "iv_status", "vendor_delta"}
         (repo,) = data["repositoriesOrError"]["nodes"]
         assert {s["name"] for s in repo["sensors"]} == {"register_underlyings"}
         assert {s["name"] for s in repo["schedules"]} == {"end_of_day"}

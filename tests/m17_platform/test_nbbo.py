@@ -208,3 +208,18 @@ def test_lobster_strict_sequence_is_previous_book_row(lobster):
     assert (loose.get_column("bid") != joined.get_column("bid")).sum() + (loose.get_column("ask") != joined.get_column("ask")).sum() > 1_000
     ref_loose = trades.join_asof(quotes.select("ts_ns", "sequence", qb="bid"), on="ts_ns", strategy="backward")
     assert loose.get_column("bid").equals(ref_loose.get_column("qb"), check_names=False)
+
+
+def test_sequence_tiebreak_gives_each_print_of_one_instant_its_own_quote():
+    """Cboe's NBBO rows carry the print's sequence: two prints in one millisecond must
+    each get the quote with their own sequence, not the instant's last one."""
+    trades = pl.DataFrame({"sym": ["X", "X"], "ts_ns": [10, 10], "sequence": [1, 2], "price": [1.0, 1.1]})
+    quotes = pl.DataFrame(
+        {"sym": ["X", "X"], "ts_ns": [10, 10], "sequence": [1, 2], "bid": [0.9, 1.0], "ask": [1.0, 1.1]}
+    )
+    tied = asof_join_quotes(trades, quotes, instrument="sym", sequence_tiebreak=True)
+    assert tied["bid"].to_list() == [0.9, 1.0]
+    by_time = asof_join_quotes(trades, quotes, instrument="sym")
+    assert by_time["bid"].to_list() == [1.0, 1.0]
+    strict = asof_join_quotes(trades, quotes, instrument="sym", strict_sequence=True)
+    assert strict["bid"].to_list() == [None, 0.9]
