@@ -90,7 +90,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from m17_platform.nbbo import asof_join_quotes
+from m17_platform.nbbo import FLAG_DTYPE, FLAGS, asof_join_quotes
 from m17_platform.settings import AggressorSettings, NbboSettings
 
 
@@ -238,8 +238,9 @@ def classify(
     Returns
     -------
     polars.DataFrame, shape (n, k + 4)
-        ``frame`` with ``side`` (str), ``side_rule`` (str), ``side_confidence``
-        (float64 in [0, 1]) and ``placement`` (str, nullable) set (replaced if present).
+        ``frame`` with ``side``, ``side_rule`` (polars Enums, compare equal to their
+        strings), ``side_confidence`` (float64 in [0, 1]) and ``placement`` (Enum,
+        nullable) set (replaced if present).
 
     Raises
     ------
@@ -262,7 +263,12 @@ def classify(
     bid, ask = _float(frame, "bid"), _float(frame, "ask")
     usable = ~np.isnan(bid) & ~np.isnan(ask) & (bid <= ask + tol)
     if "nbbo_flag" in frame.columns:
-        usable &= ~frame.get_column("nbbo_flag").is_in(list(settings.unusable_flags)).fill_null(False).to_numpy()
+        flags = frame.get_column("nbbo_flag")
+        if flags.dtype == FLAG_DTYPE:
+            bad = np.array([FLAGS.index(f) for f in settings.unusable_flags], dtype=np.uint32)
+            usable &= ~np.isin(flags.to_physical().to_numpy(), bad)
+        else:
+            usable &= ~flags.is_in(list(settings.unusable_flags)).fill_null(False).to_numpy()
     above_mid, below_mid, at_mid, at_ask, at_bid, quote_conf, placement = _quote_kernel(p, bid, ask, usable, tol)
 
     side = np.zeros(n, dtype=np.int8)
@@ -271,7 +277,7 @@ def classify(
     tick = rtick = None
     for k, step in enumerate(steps):
         if step == "quote":
-            s = np.where(above_mid, 1, np.where(below_mid, -1, 0))
+            s = above_mid.view(np.int8) - below_mid.view(np.int8)
             c = quote_conf
         elif step == "emo":
             s = np.where(at_ask & ~at_bid, 1, np.where(at_bid & ~at_ask, -1, 0))
@@ -306,9 +312,9 @@ def classify(
         else:  # pragma: no cover - _STEPS is closed
             raise AssertionError(step)
         take = (side == 0) & (s != 0)
-        side[take] = s[take]
-        conf[take] = c[take]
-        decided_by[take] = k
+        np.copyto(side, s, where=take, casting="unsafe")
+        np.copyto(conf, c, where=take)
+        np.copyto(decided_by, np.int8(k), where=take)
 
     labels = [f"{rule}.{_STEP_LABEL.get(st, st)}" for st in steps] + [f"{rule}.none"]
     rule_code = np.where(decided_by < 0, len(steps), decided_by)
@@ -321,8 +327,14 @@ def classify(
 
 
 def _names(names, codes: np.ndarray) -> pl.Series:
-    """String column ``names[codes]`` (a gather from the few names, no Python object per row)."""
-    return pl.Series(list(names), dtype=pl.String).gather(pl.Series(codes.astype(np.uint32)))
+    """Enum column ``names[codes]`` built from the integer codes (no string per row); a
+    ``None`` name gives nulls. Enum values compare equal to their strings."""
+    values = [n for n in names if n is not None]
+    if len(values) == len(names):
+        return pl.Series(codes.astype(np.uint32)).cat.to(pl.Enum(values))
+    null_code = list(names).index(None)
+    shifted = np.where(codes > null_code, codes - 1, codes).astype(np.uint32)
+    return pl.Series(shifted).cat.to(pl.Enum(values)).set(pl.Series(codes == null_code), None)
 
 
 def score_rules(

@@ -58,6 +58,33 @@ OUTPUT_COLUMNS = ("bid", "ask", "bid_size", "ask_size", "quote_ts_ns", "quote_ag
 FLAGS = ("ok", "no_quote", "stale", "one_sided", "zero_bid", "crossed", "locked")
 """Values of ``nbbo_flag``; when several apply, the first in this order after ``ok`` wins."""
 
+FLAG_DTYPE = pl.Enum(list(FLAGS))
+"""``nbbo_flag`` is a polars Enum of :data:`FLAGS` (compares equal to the strings)."""
+
+
+@numba.njit(cache=True)
+def _flag_kernel(idx, t_ts, q_ts, bid, ask, max_age):
+    """nbbo_flag codes (index into FLAGS) per trade; bid/ask NaN = empty side."""
+    n = idx.shape[0]
+    out = np.empty(n, dtype=np.uint8)
+    for i in range(n):
+        j = idx[i]
+        if j < 0:
+            out[i] = 1
+        elif t_ts[i] - q_ts[j] > max_age:
+            out[i] = 2
+        elif np.isnan(bid[i]) or np.isnan(ask[i]):
+            out[i] = 3
+        elif bid[i] == 0.0:
+            out[i] = 4
+        elif bid[i] > ask[i]:
+            out[i] = 5
+        elif bid[i] == ask[i]:
+            out[i] = 6
+        else:
+            out[i] = 0
+    return out
+
 _MODE_AT_OR_BEFORE = 0
 _MODE_STRICT_TIME = 1
 _MODE_STRICT_SEQUENCE = 2
@@ -339,7 +366,7 @@ def asof_join_quotes(
         The trade rows in their order with :data:`OUTPUT_COLUMNS` appended: ``bid``,
         ``ask`` (float64 dollars), ``bid_size``, ``ask_size`` (int64), ``quote_ts_ns``
         (int64 ns), ``quote_age_ns`` (int64 ns, ``trade.ts_ns - quote_ts_ns``, so it
-        includes the lag) — all null without a quote — and ``nbbo_flag`` (str):
+        includes the lag) — all null without a quote — and ``nbbo_flag`` (Enum of :data:`FLAGS`):
         ``no_quote`` (nothing matched), ``stale`` (age > ``max_quote_age_ns``),
         ``one_sided`` (bid or ask null), ``zero_bid`` (bid == 0), ``crossed``
         (bid > ask), ``locked`` (bid == ask), else ``ok``; the first that applies in
@@ -393,26 +420,14 @@ def asof_join_quotes(
             _raise_unsorted(table, instrument, values, ts, seq, min(rows))
 
     matched = _gather_matched(quotes, idx)
+    bid = matched.get_column("bid").to_numpy()
+    ask = matched.get_column("ask").to_numpy()
+    q_ts_all = quotes.get_column("ts_ns").cast(pl.Int64).to_numpy() if quotes.height else np.zeros(1, np.int64)
+    codes = _flag_kernel(idx, t_ts, q_ts_all, bid, ask, int(settings.max_quote_age_ns))
     out = pl.concat([trades, matched], how="horizontal").with_columns(
         quote_age_ns=pl.col("ts_ns").cast(pl.Int64) - pl.col("quote_ts_ns")
     )
-    bid, ask = pl.col("bid"), pl.col("ask")
-    flag = (
-        pl.when(pl.col("quote_ts_ns").is_null())
-        .then(pl.lit("no_quote"))
-        .when(pl.col("quote_age_ns") > settings.max_quote_age_ns)
-        .then(pl.lit("stale"))
-        .when(bid.is_null() | ask.is_null())
-        .then(pl.lit("one_sided"))
-        .when(bid == 0)
-        .then(pl.lit("zero_bid"))
-        .when(bid > ask)
-        .then(pl.lit("crossed"))
-        .when(bid == ask)
-        .then(pl.lit("locked"))
-        .otherwise(pl.lit("ok"))
-    )
-    return out.with_columns(nbbo_flag=flag)
+    return out.with_columns(nbbo_flag=pl.Series(codes).cat.to(FLAG_DTYPE))
 
 
 def join_quality(joined: pl.DataFrame) -> dict[str, float | int | None]:
