@@ -60,7 +60,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from assets.reports import report_path
     from m17_platform.definitions import defs
     from m17_platform.lake import Lake
-    from m17_platform.schemas import RAW_TABLES
+    from m17_platform.schemas import ALL_TABLES
     from m17_platform.settings import DEFAULT
     from m17_platform.sources.samples import SAMPLE_PARTITIONS
 
@@ -97,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not result.success or errors:
             failures += 1
         counts = {}
-        for name, spec in RAW_TABLES.items():
+        for name, spec in ALL_TABLES.items():
             manifest = lake.manifest(spec, part.ref)
             if manifest is not None and manifest.rows:
                 counts[name] = manifest.rows
