@@ -28,18 +28,16 @@ error above 1e-6), e.g. a vol for a price below intrinsic.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import resource
-import sys
 import time
 import warnings
 
 import numba
 import numpy as np
 
+from benchmarks.cli import bench_main
 from benchmarks.data import generate_options
 from m17_platform.greeks import IVStatus, bsm_price, greeks, implied_vol
 
@@ -215,19 +213,8 @@ def _print(res: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``m17 bench greeks [--size small|full] [--json]``."""
-    parser = argparse.ArgumentParser(prog="m17 bench greeks", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--repeats", type=int, default=REPEATS)
-    args = parser.parse_args(argv)
-    res = run(args.size, repeats=args.repeats)
-    if args.json:
-        json.dump(res, sys.stdout, indent=2)
-        print()
-    else:
-        _print(res)
-    return 0
+    """``m17 bench greeks [--size small|full] [--json] [--repeats N]``."""
+    return bench_main("greeks", __doc__, SIZES, REPEATS, run, _print, argv)
 
 
 if __name__ == "__main__":

@@ -31,18 +31,16 @@ the generated day, so the prevailing quote is unambiguous).
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import resource
-import sys
 import time
 
 import duckdb
 import numba
 import polars as pl
 
+from benchmarks.cli import bench_main
 from benchmarks.data import SIZES, generate_day
 from m17_platform.aggressor import classify
 from m17_platform.nbbo import asof_join_quotes
@@ -231,19 +229,8 @@ def _print(res: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``m17 bench join [--size small|full] [--json]``."""
-    parser = argparse.ArgumentParser(prog="m17 bench join", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--repeats", type=int, default=REPEATS)
-    args = parser.parse_args(argv)
-    res = run(args.size, repeats=args.repeats)
-    if args.json:
-        json.dump(res, sys.stdout, indent=2)
-        print()
-    else:
-        _print(res)
-    return 0
+    """``m17 bench join [--size small|full] [--json] [--repeats N]``."""
+    return bench_main("join", __doc__, SIZES, REPEATS, run, _print, argv)
 
 
 if __name__ == "__main__":
