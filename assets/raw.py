@@ -7,7 +7,7 @@ The checks re-read what the lake holds and run the table's suite
 (:func:`m17_platform.quality.validate_table`), one Dagster check per named check.
 """
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.checks import build_partition_checks
 from assets.metadata import column_schema, manifest_metadata
@@ -15,10 +15,6 @@ from assets.partitions import DAY_BY_UNDERLYING, partition_ref
 from m17_platform import quality
 from m17_platform.schemas import RAW, RAW_TABLES, TableSchema
 from resources import LakeResource, MarketDataResource
-
-
-def raw_key(table_name: str) -> AssetKey:
-    return AssetKey([RAW, table_name])
 
 
 def build_raw_asset(spec: TableSchema):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from m17_platform import schemas
+
 
 @dataclass(frozen=True)
 class ReadResult:
@@ -23,3 +25,20 @@ class ReadResult:
 
     tables: dict[str, pl.DataFrame]
     stats: dict[str, int]
+
+
+def conformed_tables(tables: dict[str, pl.DataFrame], origin: str) -> dict[str, pl.DataFrame]:
+    """Conform every frame to its schema (exact columns and dtypes) and sort it by the
+    table's sort key (the order the lake keeps).
+
+    Raises
+    ------
+    SchemaError
+        Naming the table, ``origin`` and the column that does not fit.
+    """
+    out = {}
+    for name, frame in tables.items():
+        spec = schemas.table(name)
+        conformed = pl.from_arrow(schemas.conform(frame, spec, origin=origin))
+        out[name] = conformed.sort(list(spec.sort_key), maintain_order=True)
+    return out

@@ -37,10 +37,10 @@ from typing import IO
 
 import polars as pl
 
-from m17_platform import calendar, schemas
+from m17_platform import calendar
 from m17_platform.errors import CalendarError, SourceFormatError
 from m17_platform.settings import DEFAULT, SessionSettings, UniverseSettings
-from m17_platform.sources.base import ReadResult
+from m17_platform.sources.base import ReadResult, conformed_tables
 from m17_platform.symbols import occ_symbol
 
 TRADES_SOURCE = "cboe_datashop.option_trades"
@@ -323,17 +323,6 @@ def _contracts(
     )
 
 
-def _finish(tables: dict[str, pl.DataFrame], origin: str) -> dict[str, pl.DataFrame]:
-    """Conform every frame to its schema (exact columns and dtypes) and sort it by the
-    table's sort key (the order the lake keeps)."""
-    out = {}
-    for name, frame in tables.items():
-        spec = schemas.table(name)
-        conformed = pl.from_arrow(schemas.conform(frame, spec, origin=origin))
-        out[name] = conformed.sort(list(spec.sort_key), maintain_order=True)
-    return out
-
-
 def _no_quote(bid: str, ask: str) -> pl.Expr:
     """Both sides 0.0: the vendor had no quote."""
     return (pl.col(bid) == 0.0) & (pl.col(ask) == 0.0)
@@ -587,7 +576,7 @@ def read_option_trades(
     stats["nbbo_block_disagreements"] = disagree
     stats["rows_without_exchange_blocks"] = without
 
-    tables = _finish(
+    tables = conformed_tables(
         {"option_trades": trades, "option_quotes": quotes, "stock_quotes": stock, "option_contracts": contracts},
         origin,
     )
@@ -746,7 +735,7 @@ def read_option_intervals(
     stats["underlying_quote_conflicts"] = conflicts
     stats["underlying_quote_unavailable"] = int(stock.get_column("bid").null_count())
 
-    tables = _finish(
+    tables = conformed_tables(
         {"option_quotes": quotes, "option_vendor_greeks": greeks, "stock_quotes": stock, "option_contracts": contracts},
         origin,
     )

@@ -375,6 +375,19 @@ def _recv(records: np.ndarray) -> pl.Series:
 # --- tables -------------------------------------------------------------------------------
 
 
+def _event_columns(records: np.ndarray, iids: np.ndarray, identity: dict[int, tuple[str, str]]) -> dict:
+    """The columns every futures table starts with: event and receive times (ns UTC), the
+    packet sequence, and the instrument (raw symbol, vendor id, underlying it serves)."""
+    return {
+        "ts_ns": records["ts_event"].astype(np.int64),
+        "sequence": records["sequence"].astype(np.int64),
+        "ts_recv_ns": _recv(records),
+        "symbol": [identity[i][0] for i in iids.tolist()],
+        "instrument_id": iids,
+        "underlying": [identity[i][1] for i in iids.tolist()],
+    }
+
+
 def _trades(
     path: Path,
     records: np.ndarray,
@@ -391,15 +404,9 @@ def _trades(
     if len(bad):
         field = "ts_event" if t["ts_event"][bad[0]] == np.uint64(UNDEF_TIMESTAMP) else "price"
         raise SourceFormatError(str(path), int(idx[bad[0]]) + 1, field, f"trade record with an undefined {field}")
-    iids = instrument_ids[idx]
     return pl.DataFrame(
         {
-            "ts_ns": t["ts_event"].astype(np.int64),
-            "sequence": t["sequence"].astype(np.int64),
-            "ts_recv_ns": _recv(t),
-            "symbol": [identity[i][0] for i in iids.tolist()],
-            "instrument_id": iids,
-            "underlying": [identity[i][1] for i in iids.tolist()],
+            **_event_columns(t, instrument_ids[idx], identity),
             "price": _dollars(t["price"]),
             "size": t["size"].astype(np.int64),
             "exchange": pl.Series([exchange] * len(idx), dtype=pl.String),
@@ -518,14 +525,8 @@ def _mbp_frame(
     idx = np.asarray(emitted_idx, dtype=np.int64)
     r = records[idx]
     n = len(idx)
-    iids = instrument_ids[idx]
     columns: dict[str, object] = {
-        "ts_ns": r["ts_event"].astype(np.int64),
-        "sequence": r["sequence"].astype(np.int64),
-        "ts_recv_ns": _recv(r),
-        "symbol": [identity[i][0] for i in iids.tolist()],
-        "instrument_id": iids,
-        "underlying": [identity[i][1] for i in iids.tolist()],
+        **_event_columns(r, instrument_ids[idx], identity),
         "action": actions[idx].tolist(),
         "side": sides[idx].tolist(),
         "event_price": _dollars(r["price"]),

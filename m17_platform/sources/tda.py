@@ -32,10 +32,10 @@ from typing import Any
 
 import polars as pl
 
-from m17_platform import calendar, schemas
+from m17_platform import calendar
 from m17_platform.errors import CalendarError, SourceFormatError
 from m17_platform.settings import DEFAULT, SessionSettings, UniverseSettings
-from m17_platform.sources.base import ReadResult
+from m17_platform.sources.base import ReadResult, conformed_tables
 from m17_platform.symbols import occ_symbol
 
 SOURCE = "tda.option_chain"
@@ -315,16 +315,6 @@ def _contracts_in_order(d: _Doc, doc: dict):
                     yield keys, MAPS[name], expiration, strike_key, contract
 
 
-def _finish(tables: dict[str, pl.DataFrame], origin: str) -> dict[str, pl.DataFrame]:
-    """Conform each frame to its schema and sort it by the table's sort key."""
-    out = {}
-    for name, frame in tables.items():
-        spec = schemas.table(name)
-        conformed = pl.from_arrow(schemas.conform(frame, spec, origin=origin))
-        out[name] = conformed.sort(list(spec.sort_key), maintain_order=True)
-    return out
-
-
 def read_chain(
     path: str | Path,
     *,
@@ -601,7 +591,7 @@ def read_chain(
     stats["declared_contracts"] = int(facts.number_of_contracts or 0)
     stats["underlying_quote_missing"] = int(stock.height == 0)
 
-    tables = _finish(
+    tables = conformed_tables(
         {"option_quotes": quotes, "option_vendor_greeks": greeks_frame, "option_contracts": contracts, "stock_quotes": stock},
         str(path),
     )

@@ -1,0 +1,59 @@
+"""What every enriched asset shares: its decorator, its partition write, and its checks.
+
+An enriched asset reads its inputs' partitions from the lake, calls the domain, and
+writes one partition through :func:`write_partition`; its checks come from
+:data:`m17_platform.enrichment.CHECKS` through :func:`enriched_checks`.
+"""
+
+from collections.abc import Sequence
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets.checks import build_partition_checks, table_key
+from assets.metadata import column_schema, manifest_metadata
+from assets.partitions import DAY_BY_UNDERLYING, partition_ref
+from m17_platform import enrichment
+from m17_platform.schemas import ENRICHED, TableSchema
+from resources import LakeResource
+
+
+def enriched_asset(spec: TableSchema, inputs: Sequence[TableSchema]):
+    """The ``@asset`` decorator of enriched table ``spec``, depending on ``inputs``."""
+    return asset(
+        name=spec.name,
+        key_prefix=[ENRICHED],
+        group_name=ENRICHED,
+        partitions_def=DAY_BY_UNDERLYING,
+        deps=[table_key(s) for s in inputs],
+        description=spec.description,
+        metadata={"dagster/column_schema": column_schema(spec)},
+        kinds={"parquet", "numba"},
+    )
+
+
+def write_partition(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    spec: TableSchema,
+    frame,
+    inputs: Sequence[TableSchema],
+    stats: dict,
+) -> MaterializeResult:
+    """Write ``frame`` as the run's partition of ``spec``; the manifest names the inputs."""
+    ref, store = partition_ref(context.partition_key), lake.lake()
+    source = "enriched from " + ", ".join(f"{s.layer}.{s.name}" for s in inputs)
+    manifest = store.write(spec, ref, frame, source=source, stats=stats)
+    return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))))
+
+
+def enriched_checks(specs: Sequence[TableSchema]) -> list:
+    """One multi-asset check per enriched table, running its :data:`enrichment.CHECKS`."""
+    return [
+        build_partition_checks(
+            spec,
+            enrichment.CHECKS[spec.name],
+            lambda frame, ref, name=spec.name: enrichment.check_table(name, frame),
+            name=f"{spec.name}_checks",
+        )
+        for spec in specs
+    ]
