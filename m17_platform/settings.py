@@ -266,6 +266,76 @@ class GreeksSettings:
     forward_window_minutes: int = 30
 
 
+# --- sources (issue: real sources). Each source module owns its class below; edit only yours.
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How a raw partition is streamed into the lake.
+
+    chunk_rows : rows per chunk a streaming source yields and the lake spills (rows).
+    sort_memory_limit : DuckDB memory limit for the out-of-core sort of a spilled
+        partition (DuckDB size string, e.g. ``"2GB"``).
+    sort_threads : DuckDB threads for that sort.
+    target_file_rows : rows per Parquet file of a partition written from chunks.
+    """
+
+    chunk_rows: int = 2_000_000
+    sort_memory_limit: str = "2GB"
+    sort_threads: int = 2
+    target_file_rows: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class PolygonSettings:
+    """Polygon / Massive REST and flat files (owned by ``sources/polygon.py``).
+
+    rest_base_url : REST API base (``M17_REST_BASE_URL`` overrides it).
+    flatfiles_endpoint : S3-compatible flat-file endpoint (``M17_FLATFILES_ENDPOINT`` overrides).
+    flatfiles_bucket : flat-file bucket.
+    page_limit : rows per REST page (the v3 endpoints' maximum is 50,000).
+    max_retries : retries of a 429 / 5xx response before giving up.
+    backoff_seconds : first retry delay (s), doubled per retry.
+    timeout_seconds : HTTP read timeout (s).
+    """
+
+    rest_base_url: str = "https://api.massive.com"
+    flatfiles_endpoint: str = "https://files.massive.com"
+    flatfiles_bucket: str = "flatfiles"
+    page_limit: int = 50_000
+    max_retries: int = 5
+    backoff_seconds: float = 0.5
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class DatabentoSettings:
+    """Databento DBN files and the Historical client (owned by ``sources/databento.py``).
+
+    futures_dataset / options_dataset / equities_dataset : dataset codes per asset class.
+    gateway : Historical API gateway URL (``M17_DATABENTO_GATEWAY`` overrides it).
+    """
+
+    futures_dataset: str = "GLBX.MDP3"
+    options_dataset: str = "OPRA.PILLAR"
+    equities_dataset: str = "XNAS.ITCH"
+    gateway: str = "https://hist.databento.com"
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """The seeded synthetic SPY session (owned by ``sources/synthetic.py``).
+
+    seed : random seed; the same seed gives the same day, bit for bit.
+    option_quotes : option quote updates in the day (count).
+    option_trades : option prints in the day (count).
+    """
+
+    seed: int = 17
+    option_quotes: int = 20_000_000
+    option_trades: int = 500_000
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, one object per concern."""
@@ -279,6 +349,10 @@ class Settings:
     nbbo: NbboSettings = field(default_factory=NbboSettings)
     aggressor: AggressorSettings = field(default_factory=AggressorSettings)
     greeks: GreeksSettings = field(default_factory=GreeksSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    polygon: PolygonSettings = field(default_factory=PolygonSettings)
+    databento: DatabentoSettings = field(default_factory=DatabentoSettings)
+    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
 
 
 DEFAULT = Settings()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
 from m17_platform import schemas
+
+if TYPE_CHECKING:
+    from m17_platform.lake import PartitionRef
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,46 @@ def conformed_tables(tables: dict[str, pl.DataFrame], origin: str) -> dict[str, 
         conformed = pl.from_arrow(schemas.conform(frame, spec, origin=origin))
         out[name] = conformed.sort(list(spec.sort_key), maintain_order=True)
     return out
+
+
+@dataclass(frozen=True)
+class TableChunk:
+    """A piece of one raw table's rows for one partition, as a streaming source yields it.
+
+    Attributes
+    ----------
+    table : str
+        Raw table name (:data:`m17_platform.schemas.RAW_TABLES`).
+    frame : polars.DataFrame
+        Rows with exactly the table's columns and dtypes (see :func:`conformed_tables`);
+        chunks need not be sorted against each other: the lake sorts the partition.
+    stats : dict[str, int]
+        Counts this chunk adds to the partition's manifest stats (rows read, canceled
+        prints, malformed lines, ...); summed over the chunks.
+    """
+
+    table: str
+    frame: pl.DataFrame
+    stats: dict[str, int]
+
+
+class Source(Protocol):
+    """What every source of raw partitions offers the raw assets (samples, synthetic,
+    polygon REST, flat files, databento): the raw assets do not change with the source.
+
+    ``name`` is recorded in each partition's manifest (``polygon.rest``,
+    ``synthetic:seed=7``, ...). ``chunks`` yields the rows of one raw table for one
+    partition, in chunks small enough to keep a day larger than memory streaming; a
+    table the source does not fill yields nothing (the partition is written empty, so
+    "no data" is visible). Errors name the file, request, row or field at fault.
+    """
+
+    name: str
+
+    def tables(self) -> tuple[str, ...]:
+        """The raw tables this source fills."""
+        ...
+
+    def chunks(self, table: str, ref: PartitionRef) -> Iterator[TableChunk]:
+        """The rows of raw table ``table`` for partition ``ref``."""
+        ...
