@@ -1,8 +1,10 @@
 """Raw layer: one asset per raw table, partitioned by trading day x underlying, each with
 its Great Expectations quality checks beside it.
 
-An asset reads its partition's rows from the configured source, writes them to the
-lake (atomically, replacing any previous write) and returns the manifest as metadata.
+An asset streams its partition's rows from the run's source (``market_data``: samples,
+synthetic, polygon, flatfiles or databento) into the lake (atomically, replacing any
+previous write; :func:`m17_platform.ingest.ingest_table`) and returns the manifest as
+metadata.
 The checks re-read what the lake holds and run the table's suite
 (:func:`m17_platform.quality.validate_table`), one Dagster check per named check.
 """
@@ -12,7 +14,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from assets.checks import build_partition_checks
 from assets.metadata import column_schema, manifest_metadata
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
-from m17_platform import quality
+from m17_platform import ingest, quality
 from m17_platform.schemas import RAW, RAW_TABLES, TableSchema
 from resources import LakeResource, MarketDataResource
 
@@ -30,10 +32,11 @@ def build_raw_asset(spec: TableSchema):
         kinds={"parquet", "polars"},
     )
     def _raw(context: AssetExecutionContext, lake: LakeResource, market_data: MarketDataResource) -> MaterializeResult:
-        ref = partition_ref(context.partition_key)
-        loaded = market_data.load(spec.name, ref.trade_date, ref.underlying)
-        store = lake.lake()
-        manifest = store.write(spec, ref, loaded.frame, source=loaded.source, stats=loaded.stats)
+        ref, store = partition_ref(context.partition_key), lake.lake()
+        with market_data.progress(spec.name, ref) as progress:
+            manifest = ingest.ingest_table(
+                store, market_data.source(), spec.name, ref, settings=market_data.settings(), progress=progress
+            )
         return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))))
 
     return _raw

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,10 @@ import pyarrow.parquet as pq
 
 from m17_platform.errors import LakeError
 from m17_platform.schemas import ALL_TABLES, TableSchema, conform
+from m17_platform.settings import DEFAULT as _DEFAULT_SETTINGS
+from m17_platform.settings import IngestSettings
+
+DEFAULT_INGEST = _DEFAULT_SETTINGS.ingest
 
 MANIFEST_NAME = "_manifest.json"
 PART_NAME = "part-00000.parquet"
@@ -122,6 +127,20 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _key_order(a: tuple, b: tuple) -> int:
+    """Compare two sort-key tuples as the lake orders them (ascending, nulls last):
+    -1, 0 or 1."""
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        if x is None:
+            return 1
+        if y is None:
+            return -1
+        return -1 if x < y else 1
+    return 0
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -175,7 +194,8 @@ class Lake:
         """Write ``frame`` as the whole partition ``ref`` of ``spec``, replacing any previous one.
 
         The rows are cast to the table's schema (:func:`m17_platform.schemas.conform`)
-        and sorted by ``spec.sort_key`` (stable, so equal keys keep source order).
+        and sorted by ``spec.sort_key`` (stable, so equal keys keep source order). The
+        one-frame case of :meth:`write_chunks`.
 
         Parameters
         ----------
@@ -200,34 +220,111 @@ class Lake:
         LakeError
             If the partition cannot be put in place.
         """
-        self.recover(spec)
-        origin = f"{spec.name} partition {ref}"
-        if frame.height:
-            frame = frame.sort(list(spec.sort_key), maintain_order=True, nulls_last=True)
-        table = conform(frame, spec, origin=origin)
+        return self.write_chunks(spec, ref, [frame], source=source, stats=stats)
 
+    def write_chunks(
+        self,
+        spec: TableSchema,
+        ref: PartitionRef,
+        chunks: Iterable[pl.DataFrame],
+        *,
+        source: str,
+        stats: Mapping[str, int | float | str] | None = None,
+        settings: IngestSettings = DEFAULT_INGEST,
+    ) -> Manifest:
+        """Stream ``chunks`` into the whole partition ``ref`` of ``spec``, replacing any
+        previous one; memory stays near one chunk plus the sort's limit.
+
+        Each chunk is conformed to the schema, sorted by ``spec.sort_key`` (stable) and
+        spilled to Parquet in the staging folder. When the chunks arrive in sort-key
+        order (each chunk's first key at or after the previous chunk's last, as a
+        per-instrument source yields them) the spilled files are the partition.
+        Otherwise DuckDB sorts the spilled rows out of core (``ORDER BY`` the sort key,
+        nulls last, ties in arrival order) under ``settings.sort_memory_limit``, and
+        the result is written back in files of ``settings.target_file_rows`` rows with
+        the table's exact Arrow schema. Either way the partition appears whole, by one
+        rename, or not at all.
+
+        Parameters
+        ----------
+        chunks : iterable of polars.DataFrame
+            The partition's rows in any number of chunks (zero chunks: an empty partition).
+        stats : mapping, optional
+            Producer's counts, read **after** the chunks are consumed (a streaming
+            producer may fill it while yielding).
+        settings : IngestSettings
+            Sort memory limit and threads, file size.
+
+        Returns
+        -------
+        Manifest
+            With one :class:`FileEntry` per Parquet file (rows, bytes, sha256).
+
+        Raises
+        ------
+        SchemaError
+            If a chunk does not fit the schema; names the chunk (nothing is written).
+        LakeError
+            If the partition cannot be put in place.
+        """
+        self.recover(spec)
+        keys = list(spec.sort_key)
         stage = self._staging() / f"{spec.name}-{uuid.uuid4().hex}"
-        stage.mkdir()
+        spill = stage / "_spill"
+        spill.mkdir(parents=True)
         try:
-            part = stage / PART_NAME
-            pq.write_table(table, part, compression="zstd")
-            with open(part, "rb+") as fh:
-                os.fsync(fh.fileno())
+            spilled: list[Path] = []
+            in_order = True
+            last_key: tuple | None = None
             ts_min = ts_max = None
-            if "ts_ns" in spec.columns and table.num_rows:
-                ts = table.column("ts_ns")
-                ts_min = int(pc.min(ts).as_py())
-                ts_max = int(pc.max(ts).as_py())
+            rows = 0
+            for index, frame in enumerate(chunks):
+                origin = f"{spec.name} partition {ref}, chunk {index}"
+                if frame.height:
+                    frame = frame.sort(keys, maintain_order=True, nulls_last=True)
+                table = conform(frame, spec, origin=origin)
+                if table.num_rows == 0:
+                    continue
+                first = tuple(table.column(k)[0].as_py() for k in keys)
+                if last_key is not None and _key_order(last_key, first) > 0:
+                    in_order = False
+                last_key = tuple(table.column(k)[-1].as_py() for k in keys)
+                if "ts_ns" in spec.columns:
+                    lo, hi = pc.min_max(table.column("ts_ns")).values()
+                    ts_min = lo.as_py() if ts_min is None else min(ts_min, lo.as_py())
+                    ts_max = hi.as_py() if ts_max is None else max(ts_max, hi.as_py())
+                path = spill / f"chunk-{index:05d}.parquet"
+                pq.write_table(table, path, compression="zstd")
+                spilled.append(path)
+                rows += table.num_rows
+            if not spilled:
+                empty = stage / PART_NAME
+                pq.write_table(spec.schema.empty_table(), empty, compression="zstd")
+                parts = [empty]
+            elif in_order:
+                parts = []
+                for i, path in enumerate(spilled):
+                    final = stage / f"part-{i:05d}.parquet"
+                    os.rename(path, final)
+                    parts.append(final)
+            else:
+                parts = self._sort_spilled(spec, spilled, stage, settings)
+            shutil.rmtree(spill)
+            entries = []
+            for part in parts:
+                with open(part, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                entries.append(FileEntry(part.name, pq.ParquetFile(part).metadata.num_rows, part.stat().st_size, _sha256(part)))
             manifest = Manifest(
                 table=spec.name,
                 layer=spec.layer,
                 trade_date=ref.trade_date.isoformat(),
                 underlying=ref.underlying,
-                rows=table.num_rows,
-                files=[FileEntry(PART_NAME, table.num_rows, part.stat().st_size, _sha256(part))],
+                rows=rows,
+                files=entries,
                 source=source,
                 written_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
-                sort_key=list(spec.sort_key),
+                sort_key=keys,
                 columns={f.name: str(f.type) for f in spec.schema},
                 ts_min_ns=ts_min,
                 ts_max_ns=ts_max,
@@ -243,6 +340,44 @@ class Lake:
             shutil.rmtree(stage, ignore_errors=True)
             raise
         return manifest
+
+    def _sort_spilled(
+        self, spec: TableSchema, spilled: list[Path], stage: Path, settings: IngestSettings
+    ) -> list[Path]:
+        """Sort spilled chunk files by the sort key with DuckDB (out of core), ties in
+        arrival order (chunk, row), into part files with the table's Arrow schema."""
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET memory_limit = ?", [settings.sort_memory_limit])
+            con.execute("SET threads = ?", [settings.sort_threads])
+            con.execute("SET temp_directory = ?", [str(stage / "_duckdb_tmp")])
+            con.execute("SET preserve_insertion_order = true")
+            order = ", ".join(f'"{k}" ASC NULLS LAST' for k in spec.sort_key)
+            columns = ", ".join(f'"{c}"' for c in spec.columns)
+            reader = con.execute(
+                f"SELECT {columns} FROM read_parquet(?, filename = true, file_row_number = true) "
+                f"ORDER BY {order}, filename, file_row_number",
+                [[str(p) for p in spilled]],
+            ).to_arrow_reader(min(settings.target_file_rows, 1_000_000))
+            parts: list[Path] = []
+            writer = None
+            in_file = 0
+            for batch in reader:
+                if writer is None or in_file >= settings.target_file_rows:
+                    if writer is not None:
+                        writer.close()
+                    parts.append(stage / f"part-{len(parts):05d}.parquet")
+                    writer = pq.ParquetWriter(parts[-1], spec.schema, compression="zstd")
+                    in_file = 0
+                writer.write_table(conform(pl.from_arrow(batch), spec, origin=f"{spec.name} sorted spill"))
+                in_file += batch.num_rows
+            if writer is not None:
+                writer.close()
+            return parts
+        finally:
+            con.close()
 
     def _swap_into_place(self, stage: Path, final: Path) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -323,6 +458,83 @@ class Lake:
         if not frames:
             return pl.from_arrow(spec.schema.empty_table())
         return pl.concat(frames) if len(frames) > 1 else frames[0]
+
+    def iter_batches(
+        self, spec: TableSchema, ref: PartitionRef, *, max_rows: int, verify: bool = False
+    ) -> Iterator[pl.DataFrame]:
+        """Read a partition in stored order, in batches of about ``max_rows`` rows that
+        never split an instrument (so per-instrument order and duplicate checks hold
+        within a batch); an instrument with more rows than ``max_rows`` is one batch.
+
+        Tables without an instrument column come as one batch.
+
+        Raises
+        ------
+        LakeError
+            If the partition does not exist or (``verify``) a checksum does not match.
+        """
+        manifest = self.manifest(spec, ref)
+        if manifest is None:
+            raise LakeError(f"{spec.layer}.{spec.name} partition {ref} does not exist under {self.root}")
+        if spec.instrument is None or manifest.rows <= max_rows:
+            yield self.read(spec, ref, verify=verify)
+            return
+        pdir = self.partition_dir(spec, ref)
+        pending: list[pl.DataFrame] = []
+        held = 0
+        for entry in manifest.files:
+            path = pdir / entry.name
+            if verify and _sha256(path) != entry.sha256:
+                raise LakeError(f"{path}: sha256 does not match the manifest's {entry.sha256}")
+            pfile = pq.ParquetFile(path)
+            for group in range(pfile.num_row_groups):
+                part = pl.from_arrow(pfile.read_row_group(group).cast(spec.schema))
+                pending.append(part)
+                held += part.height
+                if held < max_rows:
+                    continue
+                frame = pl.concat(pending)
+                instrument = frame.get_column(spec.instrument)
+                last = instrument[-1]
+                # cut before the last instrument's first row, unless that leaves nothing
+                cut = frame.height - int((instrument == last).sum())
+                if cut == 0:
+                    pending, held = [frame], frame.height
+                    continue
+                yield frame.slice(0, cut)
+                rest = frame.slice(cut)
+                pending, held = [rest], rest.height
+        if held:
+            yield pl.concat(pending)
+
+    # --- ground truth beside the data -------------------------------------------------------
+
+    def truth_path(self, spec: TableSchema, ref: PartitionRef) -> Path:
+        """Where a synthetic source's ground truth for partition ``ref`` of ``spec`` lives:
+        ``<root>/_truth/<layer>/<table>/<hive path>/truth.parquet``."""
+        return self.root / "_truth" / spec.layer / spec.name / ref.hive_path / "truth.parquet"
+
+    def write_truth(self, spec: TableSchema, ref: PartitionRef, frame: pl.DataFrame) -> Path:
+        """Write ground truth beside partition ``ref`` of ``spec`` (atomic rename)."""
+        path = self.truth_path(spec, ref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".truth-{uuid.uuid4().hex}.parquet")
+        frame.write_parquet(tmp, compression="zstd")
+        os.replace(tmp, path)
+        return path
+
+    def read_truth(self, spec: TableSchema, ref: PartitionRef) -> pl.DataFrame:
+        """The ground truth stored beside partition ``ref`` of ``spec``.
+
+        Raises
+        ------
+        LakeError
+            If there is none (only synthetic partitions have ground truth).
+        """
+        path = self.truth_path(spec, ref)
+        if not path.exists():
+            raise LakeError(f"no ground truth for {spec.layer}.{spec.name} partition {ref} at {path}")
+        return pl.read_parquet(path)
 
     def partitions(self, spec: TableSchema) -> list[PartitionRef]:
         """Every written partition of a table, sorted by (trade_date, underlying)."""

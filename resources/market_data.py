@@ -1,45 +1,79 @@
 """Where raw rows come from: the source of a run, selected by resource config.
 
-``kind`` is ``samples`` (the bundled real samples, no key needed). The vendor
-sources (polygon, flat files, databento, synthetic) plug in here: the raw assets do not
-change with the source.
+``kind`` is one of :data:`SOURCE_KINDS`; empty means ``$M17_SOURCE``, else ``samples``
+(resolved when a run starts, never at import). The raw assets do not change with the
+source: each asks :meth:`MarketDataResource.source` for a
+:class:`~m17_platform.sources.base.Source` and streams its chunks into the lake
+(:func:`m17_platform.ingest.ingest_table`). Keys come from the environment only.
 """
 
-import datetime as dt
+import os
+from contextlib import contextmanager
+from dataclasses import replace
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from m17_platform.lake import PartitionRef
-from m17_platform.settings import DEFAULT, RatesSettings
-from m17_platform.sources import rates, samples
+from m17_platform.settings import DEFAULT, Settings
+from m17_platform.sources.base import Source
+from m17_platform.sources.samples import DEFAULT_SAMPLES_DIR, SamplesSource
 
-SOURCE_KINDS = ("samples",)
+SOURCE_KINDS = ("samples", "synthetic", "polygon", "flatfiles", "databento")
+SOURCE_ENV = "M17_SOURCE"
 
 
 class MarketDataResource(ConfigurableResource):
     """Fills raw tables for a partition from the configured source.
 
-    kind : source of the run (``samples``).
+    kind : ``samples`` (bundled real samples, no key), ``synthetic`` (the seeded SPY
+        day), ``polygon`` (REST, ``POLYGON_API_KEY``), ``flatfiles`` (Polygon/Massive S3
+        flat files, ``POLYGONIO_ACCESS_KEY_ID`` / ``POLYGONIO_SECRET_ACCESS_KEY``),
+        ``databento`` (DBN files, or the Historical API with ``DATABENTO_API_KEY``);
+        empty: ``$M17_SOURCE``, else ``samples``.
     samples_dir : folder of the bundled samples.
-    risk_free_rate : constant risk-free rate for the ``rates`` table (annualised,
-        continuously compounded decimal) until a Treasury curve is configured.
+    progress_bar : show a progress bar (rows) on stderr while a table streams in.
     """
 
-    kind: str = Field(default="samples", description="source of the run: " + ", ".join(SOURCE_KINDS))
-    samples_dir: str = str(samples.DEFAULT_SAMPLES_DIR)
-    risk_free_rate: float = DEFAULT.rates.risk_free_rate
+    kind: str = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
+    samples_dir: str = str(DEFAULT_SAMPLES_DIR)
+    progress_bar: bool = False
+    risk_free_rate: float = Field(
+        default=DEFAULT.rates.risk_free_rate,
+        description="constant risk-free rate (annualised, continuously compounded decimal) where the source states none",
+    )
 
-    def load(self, table_name: str, trade_date: dt.date, underlying: str) -> samples.SampleTable:
-        """Rows of ``table_name`` for one partition, with their source and counts."""
-        ref = PartitionRef(trade_date, underlying)
-        if table_name == "rates":
-            settings = RatesSettings(risk_free_rate=self.risk_free_rate)
-            stated = samples.stated_rate(ref, self.samples_dir) if self.kind == "samples" else None
-            if stated is not None:
-                frame = rates.constant_rates(ref, settings, rate=stated[0], source=stated[1])
-                return samples.SampleTable(frame, stated[1], {})
-            return samples.SampleTable(rates.constant_rates(ref, settings), "settings.rates.constant", {})
-        if self.kind == "samples":
-            return samples.load_sample_table(table_name, ref, self.samples_dir)
-        raise ValueError(f"unknown source kind {self.kind!r}; expected one of {SOURCE_KINDS}")
+    def settings(self) -> Settings:
+        """The platform settings with this run's overrides (the constant rate)."""
+        return replace(DEFAULT, rates=replace(DEFAULT.rates, risk_free_rate=self.risk_free_rate))
+
+    def resolved_kind(self) -> str:
+        """The run's source kind: config, else ``$M17_SOURCE``, else ``samples``.
+
+        Raises
+        ------
+        ValueError
+            For a kind that is not one of :data:`SOURCE_KINDS`.
+        """
+        kind = (self.kind or os.environ.get(SOURCE_ENV) or "samples").strip().lower()
+        if kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {kind!r} (config market_data.kind or ${SOURCE_ENV}); expected one of {SOURCE_KINDS}")
+        return kind
+
+    def source(self) -> Source:
+        """The :class:`~m17_platform.sources.base.Source` of this run."""
+        kind = self.resolved_kind()
+        if kind == "samples":
+            return SamplesSource(self.samples_dir, self.settings())
+        raise ValueError(f"source kind {kind!r} is not wired yet")
+
+    @contextmanager
+    def progress(self, table_name: str, ref: PartitionRef):
+        """A callable taking each chunk's row count (a tqdm bar when ``progress_bar``), or None."""
+        if not self.progress_bar:
+            yield None
+            return
+        from tqdm import tqdm
+
+        with tqdm(desc=f"{table_name} {ref}", unit=" rows", unit_scale=True, leave=True) as bar:
+            yield bar.update

@@ -29,7 +29,7 @@ class ReadResult:
     """
 
     tables: dict[str, pl.DataFrame]
-    stats: dict[str, int]
+    stats: dict[str, int | float | str]
 
 
 def conformed_tables(tables: dict[str, pl.DataFrame], origin: str) -> dict[str, pl.DataFrame]:
@@ -67,7 +67,7 @@ class TableChunk:
 
     table: str
     frame: pl.DataFrame
-    stats: dict[str, int]
+    stats: dict[str, int | float | str]
 
 
 class Source(Protocol):

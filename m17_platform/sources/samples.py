@@ -277,3 +277,38 @@ def load_sample_table(
         return SampleTable(empty_frame(spec), f"samples:{','.join(part.datasets)}", stats)
     frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
     return SampleTable(frame, f"samples:{','.join(part.datasets)}", stats)
+
+
+class SamplesSource:
+    """The bundled samples as a :class:`~m17_platform.sources.base.Source` (no key needed).
+
+    Every raw table comes as one chunk (the samples are small). ``rates`` is the rate the
+    partition's own files state, else the put-call-parity rate of the samples' European
+    quotes of that date, else the configured constant (:func:`stated_rate`).
+    """
+
+    name = "samples"
+
+    def __init__(self, samples_dir: Path = DEFAULT_SAMPLES_DIR, settings: Settings = DEFAULT) -> None:
+        self.samples_dir = Path(samples_dir)
+        self.settings = settings
+
+    def tables(self) -> tuple[str, ...]:
+        from m17_platform.schemas import RAW_TABLES
+
+        return tuple(RAW_TABLES)
+
+    def chunks(self, table_name: str, ref: PartitionRef):
+        from m17_platform.sources import rates
+        from m17_platform.sources.base import TableChunk
+
+        if table_name == "rates":
+            stated = stated_rate(ref, self.samples_dir, self.settings)
+            if stated is not None:
+                frame = rates.constant_rates(ref, self.settings.rates, rate=stated[0], source=stated[1])
+                yield TableChunk(table_name, frame, {"rate_from_samples": 1})
+            else:
+                yield TableChunk(table_name, rates.constant_rates(ref, self.settings.rates), {"rate_from_settings": 1})
+            return
+        loaded = load_sample_table(table_name, ref, self.samples_dir, self.settings.sessions)
+        yield TableChunk(table_name, loaded.frame, {"datasets": loaded.source, **loaded.stats})

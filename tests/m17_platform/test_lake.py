@@ -127,3 +127,92 @@ def test_empty_partition_is_written_and_readable(lake: Lake):
 def test_object_store_root_is_refused_clearly():
     with pytest.raises(LakeError, match="object-store"):
         Lake("s3://bucket/lake")
+
+
+# --- streaming writes ------------------------------------------------------------------------
+
+
+def _chunk(symbols: list[str], start: int, n: int) -> pl.DataFrame:
+    frames = [_quotes(n, s, start_ns=1_340_285_400_000_000_000 + start * 1_000_000) for s in symbols]
+    return pl.concat(frames).with_columns(pl.col("sequence") + start)
+
+
+def test_write_chunks_in_key_order_keeps_the_spilled_files(lake: Lake):
+    stats: dict[str, int] = {}
+
+    def chunks():
+        for i, sym in enumerate(["AAA", "BBB", "CCC"]):
+            stats["chunks"] = i + 1
+            yield _chunk([sym], i * 100, 40)
+
+    manifest = lake.write_chunks(
+        schemas.STOCK_QUOTES, REF, chunks(), source="stream", stats=stats
+    )
+    # stats are read after the chunks are consumed
+    assert manifest.stats == {"chunks": 3}
+    assert manifest.rows == 120 and [f.rows for f in manifest.files] == [40, 40, 40]
+    back = lake.read(schemas.STOCK_QUOTES, REF, verify=True)
+    assert back["symbol"].to_list() == ["AAA"] * 40 + ["BBB"] * 40 + ["CCC"] * 40
+    assert back.group_by("symbol").agg(pl.col("ts_ns").is_sorted().alias("ok"))["ok"].all()
+
+
+def test_write_chunks_out_of_order_sorts_out_of_core_and_keeps_ties_in_arrival_order(lake: Lake):
+    from m17_platform.settings import IngestSettings
+
+    base = _chunk(["BBB", "AAA"], 0, 30)
+    # same (symbol, ts_ns, sequence) rows in two chunks: ties must stay in arrival order
+    tie_a = base.head(5).with_columns(pl.lit("first").alias("source"))
+    tie_b = base.head(5).with_columns(pl.lit("second").alias("source"))
+    settings = IngestSettings(sort_memory_limit="256MB", sort_threads=1, target_file_rows=25)
+    manifest = lake.write_chunks(
+        schemas.STOCK_QUOTES, REF, [base.tail(55), tie_a, tie_b], source="stream", settings=settings
+    )
+    assert manifest.rows == 65
+    assert [f.rows for f in manifest.files] == [25, 25, 15]
+    back = lake.read(schemas.STOCK_QUOTES, REF, verify=True)
+    expected = pl.concat([base.tail(55), tie_a, tie_b]).sort(["symbol", "ts_ns", "sequence"], maintain_order=True)
+    assert back.select(expected.columns).equals(pl.from_arrow(schemas.conform(expected, schemas.STOCK_QUOTES)))
+    ties = back.filter(pl.col("source") != "test")["source"].to_list()
+    assert ties == ["first", "second"] * 5
+    # the units travel through DuckDB's sort
+    import pyarrow.parquet as pq
+
+    pdir = lake.partition_dir(schemas.STOCK_QUOTES, REF)
+    assert pq.read_schema(pdir / manifest.files[1].name).field("bid").metadata[b"unit"] == b"dollars"
+
+
+def test_write_chunks_with_a_bad_chunk_writes_nothing_and_names_the_chunk(lake: Lake):
+    lake.write(schemas.STOCK_QUOTES, REF, _quotes(10), source="before")
+    bad = _quotes(3).with_columns(pl.lit(None, dtype=pl.Int64).alias("ts_ns"))
+    with pytest.raises(SchemaError, match="chunk 1"):
+        lake.write_chunks(schemas.STOCK_QUOTES, REF, [_quotes(5), bad], source="broken")
+    assert lake.manifest(schemas.STOCK_QUOTES, REF).source == "before"
+    assert not any(p.name.startswith("stock_quotes-") for p in (lake.root / ".staging").iterdir())
+
+
+def test_write_chunks_without_chunks_is_an_empty_partition(lake: Lake):
+    manifest = lake.write_chunks(schemas.STOCK_QUOTES, REF, iter(()), source="none")
+    assert manifest.rows == 0
+    assert lake.read(schemas.STOCK_QUOTES, REF).columns == schemas.STOCK_QUOTES.columns
+
+
+def test_iter_batches_never_splits_an_instrument(lake: Lake):
+    frame = pl.concat([_chunk([s], 0, n) for s, n in (("AAA", 7), ("BBB", 12), ("CCC", 3), ("DDD", 9))])
+    lake.write(schemas.STOCK_QUOTES, REF, frame, source="t")
+    batches = list(lake.iter_batches(schemas.STOCK_QUOTES, REF, max_rows=10))
+    assert sum(b.height for b in batches) == 31
+    seen: list[str] = []
+    for b in batches:
+        symbols = b["symbol"].unique(maintain_order=True).to_list()
+        assert not set(symbols) & set(seen)
+        seen += symbols
+    assert pl.concat(batches).equals(lake.read(schemas.STOCK_QUOTES, REF))
+
+
+def test_truth_is_stored_beside_the_partition(lake: Lake):
+    truth = pl.DataFrame({"trade_id": ["a", "b"], "side": ["B", "S"]})
+    path = lake.write_truth(schemas.OPTION_TRADES, REF, truth)
+    assert path.parent.name == "underlying=AMZN" and "_truth" in path.parts
+    assert lake.read_truth(schemas.OPTION_TRADES, REF).equals(truth)
+    with pytest.raises(LakeError, match="no ground truth"):
+        lake.read_truth(schemas.STOCK_TRADES, REF)
