@@ -18,6 +18,7 @@ from assets.partitions import partition_ref
 from m17_platform.lake import PartitionRef
 from m17_platform.quality import CheckOutcome
 from m17_platform.schemas import TableSchema
+from m17_platform.settings import DEFAULT
 from resources import LakeResource
 
 
@@ -32,12 +33,16 @@ def build_partition_checks(
     evaluate: Callable[[object, PartitionRef], list[CheckOutcome]],
     *,
     name: str,
+    batched: bool = False,
 ):
     """A ``multi_asset_check`` over one partition of ``spec``.
 
     checks : (check name, description) pairs, declared before any data exists.
     evaluate : called with (the partition's polars DataFrame, its PartitionRef); returns
-        one CheckOutcome per declared name (others are ignored).
+        one CheckOutcome per declared name (others are ignored). With ``batched`` it gets
+        an iterator of batches that never split an instrument
+        (:meth:`m17_platform.lake.Lake.iter_batches`, ``QualitySettings.batch_rows``)
+        instead of the whole frame, so a day larger than memory is checked in bounded memory.
     """
     key = table_key(spec)
     specs = [AssetCheckSpec(check, asset=key, description=text) for check, text in checks]
@@ -50,9 +55,13 @@ def build_partition_checks(
                 "(materialize the asset, or run the job for a date|underlying key)"
             )
         ref = partition_ref(context.partition_key)
-        frame = lake.lake().read(spec, ref, verify=True)
+        store = lake.lake()
+        if batched:
+            data = store.iter_batches(spec, ref, max_rows=DEFAULT.quality.batch_rows, verify=True)
+        else:
+            data = store.read(spec, ref, verify=True)
         selected = {k.name for k in context.selected_asset_check_keys}
-        for outcome in evaluate(frame, ref):
+        for outcome in evaluate(data, ref):
             if outcome.name not in selected:
                 continue
             yield AssetCheckResult(

@@ -6,7 +6,9 @@ synthetic, polygon, flatfiles or databento) into the lake (atomically, replacing
 previous write; :func:`m17_platform.ingest.ingest_table`) and returns the manifest as
 metadata.
 The checks re-read what the lake holds and run the table's suite
-(:func:`m17_platform.quality.validate_table`), one Dagster check per named check.
+(:func:`m17_platform.quality.validate_batches`: one GE suite per batch of at most
+``QualitySettings.batch_rows`` rows, decided on the partition's totals), one Dagster
+check per named check.
 """
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
@@ -47,8 +49,9 @@ def build_raw_checks(spec: TableSchema):
     return build_partition_checks(
         spec,
         [(name, quality.check_description(name, spec)) for name in quality.check_names(spec)],
-        lambda frame, ref: quality.validate_table(frame, spec, ref.trade_date),
+        lambda batches, ref: quality.validate_batches(batches, spec, ref.trade_date),
         name=f"{spec.name}_quality",
+        batched=True,
     )
 
 

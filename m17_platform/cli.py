@@ -1,6 +1,7 @@
 """The ``m17`` command line (a composition root, like definitions.py).
 
     m17 demo                 materialize every asset and check for each bundled sample partition
+    m17 ingest --source S --date D --underlying U [--set KEY=VALUE]   raw partitions from a source
     m17 test [pytest args]   run the test suite
     m17 dev                  Dagster UI + daemon on 127.0.0.1
     m17 underlyings list|add NAME...
@@ -122,6 +123,79 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _config_value(text: str):
+    """A ``--set`` value: JSON when it parses (numbers, lists, true/false), else the string."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Fill the raw partitions of one day x underlying from a source, with a progress bar,
+    through the ``ingest`` job (raw assets and their checks, recorded in the Dagster instance)."""
+    import datetime as dt
+
+    from assets.jobs import INGEST_JOB_NAME
+    from assets.partitions import UNDERLYINGS, partition_key
+    from m17_platform import calendar
+    from m17_platform.definitions import defs
+    from m17_platform.lake import Lake, PartitionRef
+    from m17_platform.schemas import RAW_TABLES
+    from m17_platform.settings import DEFAULT
+
+    try:
+        day = dt.date.fromisoformat(args.date)
+    except ValueError:
+        print(f"m17 ingest: --date {args.date!r} is not YYYY-MM-DD", file=sys.stderr)
+        return 2
+    if not calendar.is_trading_day(day, DEFAULT.sessions):
+        print(f"m17 ingest: {day} is not an XNYS trading day, so it is not a partition", file=sys.stderr)
+        return 2
+    ref = PartitionRef(day, args.underlying.upper())
+    market_data: dict = {"kind": args.source, "progress_bar": not args.quiet}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"m17 ingest: --set {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        market_data[key.strip()] = _config_value(value)
+    lake_root = Path(args.lake_root or DEFAULT.lake.root)
+    instance = _instance()
+    if ref.underlying not in set(instance.get_dynamic_partitions(UNDERLYINGS.name)):
+        instance.add_dynamic_partitions(UNDERLYINGS.name, [ref.underlying])
+    run_config = {
+        "resources": {
+            "lake": {"config": {"root": str(lake_root)}},
+            "market_data": {"config": market_data},
+        },
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    started = time.perf_counter()
+    print(f"m17 ingest: {ref} from {args.source} into {lake_root}", file=sys.stderr, flush=True)
+    result = defs.resolve_job_def(INGEST_JOB_NAME).execute_in_process(
+        partition_key=partition_key(ref), instance=instance, run_config=run_config, raise_on_error=False
+    )
+    elapsed = time.perf_counter() - started
+    lake = Lake(lake_root)
+    print(f"{'table':<22} {'rows':>12}  source")
+    for name, spec in RAW_TABLES.items():
+        manifest = lake.manifest(spec, ref)
+        if manifest is not None:
+            print(f"{name:<22} {manifest.rows:>12,}  {manifest.source}")
+    failed = [f"{e.asset_key.path[-1]}.{e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed]
+    checks = len(result.get_asset_check_evaluations())
+    print(f"checks: {checks - len(failed)}/{checks} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+    print(f"wall time {elapsed:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB; run {result.run_id} in {os.environ['DAGSTER_HOME']}")
+    return 0 if result.success else 1
+
+
 def cmd_test(args: argparse.Namespace, extra: list[str]) -> int:
     """Run pytest on the suite (arguments pass through)."""
     env = dict(os.environ)
@@ -239,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
     demo.add_argument("--reports-root", default=None, help="reports folder (default data/reports)")
     sub.add_parser("test", help="run the test suite (arguments pass through to pytest)")
+    ing = sub.add_parser("ingest", help="fill one day x underlying's raw partitions from a source (ingest job)")
+    ing.add_argument("--source", required=True, choices=["samples", "synthetic", "polygon", "flatfiles", "databento"])
+    ing.add_argument("--date", required=True, help="trade date, YYYY-MM-DD (an XNYS session)")
+    ing.add_argument("--underlying", required=True)
+    ing.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
+    ing.add_argument("--set", action="append", metavar="KEY=VALUE", help="market_data resource config (repeatable)")
+    ing.add_argument("--quiet", action="store_true", help="no progress bar")
     dev = sub.add_parser("dev", help="Dagster UI and daemon on 127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     und = sub.add_parser("underlyings", help="list or add underlying partitions")
@@ -259,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "bench" and len(argv) > 1 and not argv[1].startswith("-"):
         return cmd_bench(argparse.Namespace(command="bench", name=argv[1]), argv[2:])
     args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs, "eval": cmd_eval}
+    handlers = {"demo": cmd_demo, "ingest": cmd_ingest, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs, "eval": cmd_eval}
     return handlers[args.command](args)
 
 

@@ -73,6 +73,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -636,6 +637,140 @@ def validate_table(
             failures += _ge_metadata(name, results_by_check[name], meta)
         meta["suite_seconds"] = round(elapsed, 4)
         meta["ge_seconds"] = round(ge_seconds, 4)
+        outcomes.append(
+            CheckOutcome(
+                name=name,
+                passed=not failures,
+                severity=check_severity(name),
+                description=check_description(name, spec, quality),
+                metadata=meta,
+            )
+        )
+    return outcomes
+
+
+# --- partitions larger than one batch ------------------------------------------------------
+
+_NOT_ADDITIVE = {"columns", "dtype_mismatch_count", "ge_expectations", "first_out_of_order_row"}
+
+
+def _merged_meta(
+    name: str, spec: TableSchema, metas: list[dict], offsets: list[int], quality: QualitySettings
+) -> tuple[dict, list[str]]:
+    """Sum one check's batch statistics, recompute its rates, and decide it on the totals."""
+    out: dict = {}
+    for meta in metas:
+        for key, value in meta.items():
+            if key in _NOT_ADDITIVE or key not in out:
+                out.setdefault(key, value)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            elif key.endswith(("_rate", "_fraction")) or key.startswith(("max_", "min_")):
+                continue
+            else:
+                out[key] = out[key] + value
+    rows = int(out.get("rows", 0))
+    failures: list[str] = []
+    if any("not_evaluated" in m for m in metas):
+        failures.append("not evaluated")
+    if any("ge_error" in m for m in metas):
+        failures.append("metric error")
+    if "ge_unexpected_fraction" in out:
+        out["ge_unexpected_fraction"] = max(float(m.get("ge_unexpected_fraction", 0.0)) for m in metas)
+    if name == "schema":
+        if any(m.get("dtype_mismatch_count") or m.get("missing_columns") or m.get("unexpected_columns") for m in metas):
+            failures.append("columns differ")
+        if not all(m.get("column_order_ok", True) for m in metas):
+            failures.append("expectations failed")
+    elif name == "nulls":
+        for key in [k for k in out if k.endswith("_null_count")]:
+            out[key.removesuffix("_count") + "_rate"] = _fraction(int(out[key]), rows)
+        if int(out.get("required_null_count", 0)):
+            failures.append("required nulls")
+        with_nulls = {c for m in metas for c in str(m.get("required_columns_with_nulls", "")).split(",") if c}
+        out["required_columns_with_nulls"] = ",".join(c for c in spec.columns if c in with_nulls)
+        if any(out.get(f"{c}_null_rate", 0.0) > quality.max_null_rate for c in spec.quote_pair or ()):
+            failures.append("null rate above limit")
+    elif name == "positive_prices":
+        if any(int(v) for k, v in out.items() if k.endswith("_nonpositive")):
+            failures.append("non-positive prices")
+    elif name == "bid_le_ask" and "two_sided" in out:
+        two = int(out["two_sided"])
+        for key in ("crossed", "locked", "zero_bid"):
+            out[f"{key}_rate"] = _fraction(int(out.get(key, 0)), two)
+        out["bid_le_ask_rate"] = 1.0 - out["crossed_rate"]
+        if out["bid_le_ask_rate"] < quality.min_bid_le_ask_rate:
+            failures.append("crossed quotes above limit")
+    elif name == "in_session" and "rows_outside" in out:
+        out["outside_rate"] = _fraction(int(out["rows_outside"]), rows)
+        out["in_session_rate"] = 1.0 - out["outside_rate"]
+        firsts = [m["first_ts"] for m in metas if m.get("first_ts")]
+        lasts = [m["last_ts"] for m in metas if m.get("last_ts")]
+        out["first_ts"], out["last_ts"] = (min(firsts) if firsts else ""), (max(lasts) if lasts else "")
+        if out["in_session_rate"] < quality.min_in_session_rate:
+            failures.append("rows outside the session above limit")
+    elif name == "sorted" and "out_of_order" in out:
+        out["out_of_order_rate"] = _fraction(int(out["out_of_order"]), rows)
+        firsts = [off + int(m["first_out_of_order_row"]) for m, off in zip(metas, offsets) if int(m.get("first_out_of_order_row", -1)) >= 0]
+        out["first_out_of_order_row"] = min(firsts) if firsts else -1
+        if int(out["out_of_order"]):
+            failures.append("rows out of order")
+    elif name == "duplicates" and "duplicate_rows" in out:
+        out["duplicate_rate"] = _fraction(int(out["duplicate_rows"]), rows)
+        if out["duplicate_rate"] > quality.max_duplicate_rate:
+            failures.append("duplicates above limit")
+    out.pop("ge_failed", None)
+    failed = sorted({f for m in metas for f in str(m.get("ge_failed", "")).split(",") if f})
+    if failed:
+        out["ge_failed_in_a_batch"] = ",".join(failed)
+    return out, failures
+
+
+def validate_batches(
+    batches: Iterable[pl.DataFrame],
+    spec: TableSchema,
+    trade_date: dt.date,
+    *,
+    quality: QualitySettings = DEFAULT.quality,
+    sessions: SessionSettings = DEFAULT.sessions,
+) -> list[CheckOutcome]:
+    """Run the checks of ``spec`` over a partition given in batches, one GE suite per
+    batch, and decide each check on the partition's totals.
+
+    The batches must not split an instrument (:meth:`m17_platform.lake.Lake.iter_batches`),
+    so order and duplicate keys (which lead with the instrument) are whole within a
+    batch. Counts are summed over the batches, rates recomputed from the sums, and each
+    check passes or fails against its threshold on the totals, exactly as one suite
+    over the whole partition would; ``ge_unexpected_fraction`` is the largest of any
+    batch, and a batch whose own suite failed a ``mostly`` expectation the totals pass
+    is named in ``ge_failed_in_a_batch``. One batch is :func:`validate_table` itself.
+
+    Returns
+    -------
+    list[CheckOutcome]
+        One per :func:`check_names`; metadata adds ``batches``.
+
+    Raises
+    ------
+    CalendarError
+        If the table has a session kind and ``trade_date`` is not a session.
+    """
+    per_batch: list[list[CheckOutcome]] = []
+    offsets: list[int] = []
+    seen = 0
+    for batch in batches:
+        offsets.append(seen)
+        seen += batch.height
+        per_batch.append(validate_table(batch, spec, trade_date, quality=quality, sessions=sessions))
+    if not per_batch:
+        return validate_table(empty_frame(spec), spec, trade_date, quality=quality, sessions=sessions)
+    if len(per_batch) == 1:
+        return per_batch[0]
+    outcomes = []
+    for i, name in enumerate(check_names(spec)):
+        metas = [b[i].metadata for b in per_batch]
+        meta, failures = _merged_meta(name, spec, metas, offsets, quality)
+        meta["batches"] = len(per_batch)
         outcomes.append(
             CheckOutcome(
                 name=name,

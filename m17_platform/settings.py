@@ -81,6 +81,9 @@ class QualitySettings:
         vendor publishes greeks (per $1 underlying).
     max_reprice_error : largest |model price at our IV - input price| / input price for
         rows whose IV status is OK (dimensionless).
+    batch_rows : rows per Great Expectations batch: a larger partition is validated
+        batch by batch (never splitting an instrument) and the counts merged, so the
+        checks of a day larger than memory stay bounded (rows).
     """
 
     max_null_rate: float = 0.05
@@ -91,6 +94,7 @@ class QualitySettings:
     min_aggressor_accuracy: float = 0.81
     max_vendor_delta_median: float = 0.02
     max_reprice_error: float = 1e-8
+    batch_rows: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -293,10 +297,32 @@ class PolygonSettings:
     rest_base_url : REST API base (``M17_REST_BASE_URL`` overrides it).
     flatfiles_endpoint : S3-compatible flat-file endpoint (``M17_FLATFILES_ENDPOINT`` overrides).
     flatfiles_bucket : flat-file bucket.
-    page_limit : rows per REST page (the v3 endpoints' maximum is 50,000).
-    max_retries : retries of a 429 / 5xx response before giving up.
-    backoff_seconds : first retry delay (s), doubled per retry.
-    timeout_seconds : HTTP read timeout (s).
+    page_limit : rows per REST page of v3 trades and quotes (rows; the endpoints' maximum is 50,000).
+    max_retries : retries of a 429 / 5xx response (or a dropped connection) before giving up (count).
+    backoff_seconds : first retry delay (s), doubled per retry (0.5, 1, 2, 4, ... s); a larger
+        ``Retry-After`` header from the server wins.
+    timeout_seconds : HTTP connect and read timeout (s).
+    contracts_page_limit : rows per page of ``/v3/reference/options/contracts`` (rows; maximum 1,000).
+    snapshot_page_limit : rows per page of the option chain snapshot (rows; maximum 250).
+    reference_page_limit : rows per page of ``/v3/reference/conditions`` (rows; maximum 1,000).
+    max_days_to_expiry : REST option tables cover contracts expiring from the trade date to this
+        many calendar days after it (calendar days; 0 = 0DTE only).
+    strike_window : REST option tables cover strikes within this fraction of the underlying's
+        regular-session open on the trade date (dimensionless; 0.10 = open x [0.90, 1.10]).
+    max_contracts : most contracts a REST partition may request trades and quotes for (count);
+        a selection above it is an error (narrow ``strike_window`` or ``max_days_to_expiry``),
+        never silently truncated.
+    option_roots : underlying -> option roots of its contracts besides the underlying's own
+        name (trading classes such as SPXW for SPX); the flat-file filter keeps ``O:<root>``
+        tickers of these roots.
+    index_underlyings : underlyings that are indices: their daily bar is read as ``I:<ticker>``
+        and they have no stock trades or quotes.
+    stock_quote_sizes_in_shares_from : first trade date whose stock quote sizes Polygon publishes
+        in shares; earlier sizes are round lots (date; Polygon blog "Upcoming Changes to Bid
+        and Ask Sizes in Stocks Quotes", 2025-10-27, effective 2025-11-03).
+    round_lot_shares : shares per round lot before that date (shares; 100 for US equities).
+    flatfiles_block_bytes : bytes of decompressed CSV parsed per batch when streaming a flat
+        file (bytes); memory per batch is a small multiple of it.
     """
 
     rest_base_url: str = "https://api.massive.com"
@@ -306,6 +332,21 @@ class PolygonSettings:
     max_retries: int = 5
     backoff_seconds: float = 0.5
     timeout_seconds: float = 30.0
+    contracts_page_limit: int = 1_000
+    snapshot_page_limit: int = 250
+    reference_page_limit: int = 1_000
+    max_days_to_expiry: int = 7
+    strike_window: float = 0.10
+    max_contracts: int = 1_000
+    option_roots: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "SPX": ("SPXW",), "VIX": ("VIXW",), "NDX": ("NDXP",), "RUT": ("RUTW",),
+        }
+    )
+    index_underlyings: tuple[str, ...] = ("SPX", "VIX", "NDX", "RUT", "XSP", "DJX")
+    stock_quote_sizes_in_shares_from: dt.date = dt.date(2025, 11, 3)
+    round_lot_shares: int = 100
+    flatfiles_block_bytes: int = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -324,16 +365,237 @@ class DatabentoSettings:
 
 @dataclass(frozen=True)
 class SyntheticSettings:
-    """The seeded synthetic SPY session (owned by ``sources/synthetic.py``).
+    """The seeded synthetic session (owned by ``sources/synthetic``): one regular session
+    of an underlying (SPY by default), its quotes and trades, its futures proxy (ES) book
+    and trades, and a 0DTE + weekly option chain priced off an SSVI volatility surface.
 
-    seed : random seed; the same seed gives the same day, bit for bit.
-    option_quotes : option quote updates in the day (count).
-    option_trades : option prints in the day (count).
+    Every count is exact: the source emits exactly this many rows per table and day.
+
+    Identity and sizes
+    ------------------
+    seed : random seed; the same seed, date and underlying give the same rows, bit for bit.
+    option_quotes : option NBBO updates in the day, all contracts (count).
+    option_trades : option prints in the day, all contracts (count).
+    stock_quotes : underlying NBBO updates in the day (count).
+    stock_trades : underlying prints in the day (count).
+    futures_mbp10 : futures MBP-10 book events in the day (count); must cover one row per
+        fair-price move of the underlying, two per futures trade (the print and its fill)
+        and the opening book.
+    futures_trades : futures prints in the day (count).
+    source_prefix : ``source`` column prefix (``synthetic`` -> ``synthetic.option_quotes``).
+
+    Underlying price path
+    ---------------------
+    start_price : underlying -> reference open price (dollars). Only underlyings listed
+        here can be simulated.
+    open_price_jitter : standard deviation of the log of the open around ``start_price``,
+        drawn once per trade date (decimal; 0.005 = 0.5 %).
+    annual_vol : volatility of the efficient price (annualised over
+        ``trading_days_per_year`` sessions, decimal per sqrt(year)).
+    trading_days_per_year : sessions per year; one session carries variance
+        ``annual_vol**2 / trading_days_per_year`` spread evenly over its hours (sessions).
+    jumps_per_session : mean number of price jumps per session (Poisson; count).
+    jump_std : standard deviation of a jump's log size (decimal; 0.001 = 10 bp).
+    intraday_u_shape : intraday activity profile ``1 + u (2x - 1)^2`` over the session
+        fraction ``x``: open and close are ``1 + u`` times as busy as midday (dimensionless).
+    buy_share : share of buyer-initiated prints in every trade table (0-1).
+
+    Underlying quotes and trades
+    ----------------------------
+    stock_tick : price grid of the underlying's quotes (dollars).
+    stock_spread_tick_probs : probability of a spread of 1, 2, 3, ... ticks (sums to 1).
+    stock_quote_min_gap_ns : smallest gap between two underlying quotes (ns).
+    stock_lot_size : shares per round lot (shares).
+    stock_quote_size_mean_lots : mean displayed size at the bid / ask (round lots).
+    stock_exchanges : exchange codes of the underlying's quotes and prints (synthetic
+        code space: tape participant letters).
+    stock_trade_mid_share : share of prints at the midpoint (may be a half tick; 0-1).
+    stock_trade_improve_share : share of prints one tick inside the spread when the spread
+        is at least two ticks (0-1); the rest print at the bid (sells) or the ask (buys).
+    stock_odd_lot_share : share of prints of fewer than ``stock_lot_size`` shares (0-1).
+    stock_trade_size_alpha : Pareto tail index of round-lot print sizes (dimensionless).
+    stock_trade_max_lots : largest round-lot print (round lots).
+    stock_condition_regular / stock_condition_odd_lot : condition codes of round- and
+        odd-lot prints (synthetic code space).
+
+    Futures proxy (ES)
+    ------------------
+    futures_tick : futures price grid (dollars; 0.25 for ES).
+    futures_instrument_id : vendor instrument id written for the synthetic contract.
+    futures_exchange : ``exchange`` of futures prints (Databento venue code).
+    futures_roll_days : calendar days before a quarterly contract's expiry (third Friday)
+        at which the front contract rolls to the next quarter (days).
+    futures_contract_months : listed contract months (1-12; ES: the March quarterly cycle).
+    futures_level_size_mean : mean resting size at the best level (contracts).
+    futures_level_size_growth : relative growth of the mean size per level deeper
+        (level k has mean ``futures_level_size_mean (1 + growth k)``; dimensionless).
+    futures_order_size_mean : mean resting order size, for the order counts (contracts).
+    futures_noise_level_decay : book updates hit level k with probability proportional
+        to ``exp(-decay k)`` (per level).
+    futures_trade_size_alpha : Pareto tail index of futures print sizes (dimensionless).
+    futures_trade_max_size : largest futures print (contracts).
+    futures_fill_latency_ns : delay of the book update a print causes after the print (ns).
+    futures_recv_latency_ns : mean capture latency, ``ts_recv_ns - ts_ns`` (ns).
+
+    Option chain
+    ------------
+    daily_expiration : whether the chain has a contract expiring on the trade date (0DTE).
+    weekly_expirations : Friday expirations after the trade date in the chain (count); a
+        holiday Friday expires on the session before it.
+    strike_step : strike spacing (dollars).
+    strikes_each_side : strikes on each side of the open rounded to ``strike_step`` (count).
+
+    Volatility surface (SSVI, Gatheral & Jacquier 2014)
+    ---------------------------------------------------
+    atm_vol_short, atm_vol_long : ATM implied volatility at T = 0 and T -> infinity
+        (annualised, decimal), joined by ``exp(-T / atm_vol_decay_years)``.
+    atm_vol_decay_years : decay time of the ATM term structure (years).
+    atm_vol_spot_elasticity : d ln(ATM vol) / d ln(spot / open) (dimensionless, < 0 for the
+        equity skew dynamics).
+    ssvi_rho : SSVI correlation parameter (-1 < rho < 1; < 0 for the equity skew).
+    ssvi_eta, ssvi_gamma : SSVI power-law curvature ``phi(theta) = eta / (theta^gamma
+        (1 + theta)^(1 - gamma))``; ``eta (1 + |rho|) <= 2`` and ``0 < gamma <= 1/2`` keep
+        the surface free of butterfly arbitrage.
+
+    Option quotes
+    -------------
+    option_tick_small, option_tick_large : quote grid below / at or above
+        ``option_tick_break`` (dollars); the large tick must be a multiple of the small one.
+    option_tick_break : price at which the grid changes (dollars).
+    option_spread_min_ticks : narrowest bid-ask spread (ticks).
+    option_spread_rel : spread as a share of the model price before rounding up to ticks
+        (0.01 = 1 %).
+    option_spread_extra_ticks_mean : mean extra ticks of spread per update (geometric noise).
+    option_quote_size_mean : mean size at the bid / ask (contracts).
+    option_quote_move_share : share of a contract's updates triggered by a move of the
+        underlying's mid (the rest are noise updates at random instants; 0-1).
+    option_quote_latency_ns : mean delay of a move-triggered update after the move (ns).
+    option_quote_min_gap_ns : smallest gap between two updates of one contract (ns).
+    min_quotes_per_contract : updates every contract gets before the activity split (count).
+    expiry_activity : relative activity per expiration, nearest first (0DTE first); the
+        last value repeats for further expirations (dimensionless).
+    quote_activity_z_scale, quote_activity_floor : quote activity of a contract is
+        ``expiry_activity (floor + exp(-|z| / z_scale))`` with ``z`` the open's standardised
+        log-moneyness ``ln(K / S0) / (sigma_atm sqrt(T))`` (dimensionless).
+    trade_activity_z_scale, trade_activity_floor : the same for the prints.
+    option_exchanges : OPRA participant codes quotes and prints come from.
+    option_exchange_weights : relative share of each code (same length).
+
+    Option trades
+    -------------
+    option_trade_inside_share : share of single prints one tick inside the spread, on the
+        aggressor's side (0-1).
+    option_trade_mid_share : share of single prints at the mid, rounded to the grid toward
+        the aggressor (0-1); the rest print at the ask (buys) or bid (sells).
+    option_trade_size_alpha : Pareto tail index of print sizes (dimensionless).
+    option_trade_max_size : largest ordinary print (contracts).
+    sweep_share : share of orders that sweep several exchanges (0-1).
+    sweep_extra_legs_mean : mean legs beyond two per sweep (geometric; count).
+    sweep_max_legs : most legs (exchanges) in one sweep (count, <= exchanges).
+    sweep_leg_spacing_ns : time between the legs of a sweep (ns).
+    block_share : share of orders that are blocks (0-1).
+    block_min_size : smallest block (contracts).
+    block_size_alpha : Pareto tail index of block sizes (dimensionless).
+    block_max_size : largest block (contracts).
+    canceled_share : share of prints flagged canceled (0-1).
+    option_condition_regular / option_condition_sweep / option_condition_block :
+        condition codes of single, sweep (intermarket sweep order) and block prints.
     """
 
     seed: int = 17
     option_quotes: int = 20_000_000
     option_trades: int = 500_000
+    stock_quotes: int = 1_500_000
+    stock_trades: int = 200_000
+    futures_mbp10: int = 500_000
+    futures_trades: int = 100_000
+    source_prefix: str = "synthetic"
+
+    start_price: dict[str, float] = field(default_factory=lambda: {"SPY": 680.0})
+    open_price_jitter: float = 0.005
+    annual_vol: float = 0.15
+    trading_days_per_year: float = 252.0
+    jumps_per_session: float = 2.0
+    jump_std: float = 0.001
+    intraday_u_shape: float = 2.0
+    buy_share: float = 0.5
+
+    stock_tick: float = 0.01
+    stock_spread_tick_probs: tuple[float, ...] = (0.85, 0.12, 0.03)
+    stock_quote_min_gap_ns: int = 1_000
+    stock_lot_size: int = 100
+    stock_quote_size_mean_lots: float = 20.0
+    stock_exchanges: tuple[str, ...] = ("P", "Q", "Z", "K", "N", "V")
+    stock_trade_mid_share: float = 0.1
+    stock_trade_improve_share: float = 0.05
+    stock_odd_lot_share: float = 0.3
+    stock_trade_size_alpha: float = 1.5
+    stock_trade_max_lots: int = 500
+    stock_condition_regular: str = "regular"
+    stock_condition_odd_lot: str = "odd_lot"
+
+    futures_tick: float = 0.25
+    futures_instrument_id: int = 900_001
+    futures_exchange: str = "GLBX"
+    futures_roll_days: int = 8
+    futures_contract_months: tuple[int, ...] = (3, 6, 9, 12)
+    futures_level_size_mean: float = 25.0
+    futures_level_size_growth: float = 0.15
+    futures_order_size_mean: float = 4.0
+    futures_noise_level_decay: float = 0.4
+    futures_trade_size_alpha: float = 1.6
+    futures_trade_max_size: int = 200
+    futures_fill_latency_ns: int = 2_000
+    futures_recv_latency_ns: int = 15_000
+
+    daily_expiration: bool = True
+    weekly_expirations: int = 2
+    strike_step: float = 1.0
+    strikes_each_side: int = 40
+
+    atm_vol_short: float = 0.16
+    atm_vol_long: float = 0.14
+    atm_vol_decay_years: float = 0.02
+    atm_vol_spot_elasticity: float = -4.0
+    ssvi_rho: float = -0.6
+    ssvi_eta: float = 1.0
+    ssvi_gamma: float = 0.5
+
+    option_tick_small: float = 0.01
+    option_tick_large: float = 0.05
+    option_tick_break: float = 3.0
+    option_spread_min_ticks: int = 1
+    option_spread_rel: float = 0.01
+    option_spread_extra_ticks_mean: float = 0.3
+    option_quote_size_mean: float = 40.0
+    option_quote_move_share: float = 0.7
+    option_quote_latency_ns: int = 200_000
+    option_quote_min_gap_ns: int = 1_000
+    min_quotes_per_contract: int = 20
+    expiry_activity: tuple[float, ...] = (1.0, 0.4, 0.25)
+    quote_activity_z_scale: float = 1.5
+    quote_activity_floor: float = 0.02
+    trade_activity_z_scale: float = 1.0
+    trade_activity_floor: float = 0.005
+    option_exchanges: tuple[str, ...] = ("A", "B", "C", "E", "H", "I", "M", "N", "Q", "T", "W", "X", "Z")
+    option_exchange_weights: tuple[float, ...] = (6.0, 3.0, 14.0, 5.0, 3.0, 8.0, 7.0, 7.0, 6.0, 2.0, 4.0, 12.0, 6.0)
+
+    option_trade_inside_share: float = 0.1
+    option_trade_mid_share: float = 0.1
+    option_trade_size_alpha: float = 1.3
+    option_trade_max_size: int = 2_000
+    sweep_share: float = 0.03
+    sweep_extra_legs_mean: float = 1.5
+    sweep_max_legs: int = 8
+    sweep_leg_spacing_ns: int = 150_000
+    block_share: float = 0.002
+    block_min_size: int = 500
+    block_size_alpha: float = 1.5
+    block_max_size: int = 20_000
+    canceled_share: float = 0.0005
+    option_condition_regular: str = "regular"
+    option_condition_sweep: str = "intermarket_sweep"
+    option_condition_block: str = "block"
 
 
 @dataclass(frozen=True)

@@ -567,3 +567,46 @@ def test_futures_preopen_crossing_is_counted_not_failed():
     late = frame.with_columns(pl.when(pl.col("sequence") == 4).then(4801.0).otherwise(pl.col("bid_px_00")).alias("bid_px_00"))
     bad = {o.name: o for o in quality.validate_table(late, spec, day)}["bid_le_ask"]
     assert not bad.passed and bad.metadata["crossed"] == 1
+
+
+# --- partitions validated in batches ----------------------------------------------------------
+
+_COUNT_KEYS = {
+    "nulls": ("rows", "required_null_count", "bid_null_count", "ask_null_count"),
+    "bid_le_ask": ("two_sided", "crossed", "locked", "zero_bid", "bid_le_ask_rate"),
+    "in_session": ("rows_outside", "rows_before_window", "rows_after_window", "in_session_rate", "first_ts", "last_ts"),
+    "sorted": ("out_of_order", "first_out_of_order_row", "instruments"),
+    "duplicates": ("duplicate_rows", "redundant_rows", "duplicate_rate"),
+}
+
+
+@pytest.mark.parametrize(
+    "defects",
+    [
+        {},  # clean: everything passes in both
+        {"crossed": [3, 30], "early": [12], "dup": [25], "swap": [33]},  # several checks fail
+    ],
+)
+def test_batches_decide_like_one_suite_over_the_whole_partition(engine, defects):
+    frame = option_quotes()
+    for row in defects.get("crossed", []):
+        frame = set_at(frame, row, bid=9.0, ask=1.0)
+    for row in defects.get("early", []):
+        frame = set_at(frame, row, ts_ns=et_ns(OPTION_DAY, 3))
+    for row in defects.get("dup", []):
+        prev = frame.row(row - 1, named=True)
+        frame = set_at(frame, row, ts_ns=prev["ts_ns"], sequence=prev["sequence"])
+    for row in defects.get("swap", []):
+        frame = set_at(frame, row, ts_ns=frame["ts_ns"][row] + 10 * 1_000_000_000)
+    whole = run(frame, schemas.OPTION_QUOTES, OPTION_DAY)
+    # one batch per contract: never splits an instrument
+    batches = [frame.slice(0, OQ_PER), frame.slice(OQ_PER)]
+    merged = by_name(quality.validate_batches(batches, schemas.OPTION_QUOTES, OPTION_DAY))
+    assert {n: o.passed for n, o in merged.items()} == {n: o.passed for n, o in whole.items()}
+    if defects:
+        assert failing(whole) >= {"bid_le_ask", "sorted", "duplicates", "in_session"}
+    for name, keys in _COUNT_KEYS.items():
+        for key in keys:
+            if key in whole[name].metadata:
+                assert merged[name].metadata[key] == pytest.approx(whole[name].metadata[key]), (name, key)
+    assert merged["sorted"].metadata["batches"] == 2
