@@ -190,6 +190,7 @@ class Lake:
         *,
         source: str,
         stats: dict[str, int | float | str] | None = None,
+        extras: Mapping[str, str] | None = None,
     ) -> Manifest:
         """Write ``frame`` as the whole partition ``ref`` of ``spec``, replacing any previous one.
 
@@ -207,6 +208,9 @@ class Lake:
             Where the rows came from; recorded in the manifest.
         stats : dict, optional
             Producer's counts (malformed, flagged, ...); recorded in the manifest.
+        extras : mapping of file name to text, optional
+            Text files for operators written beside the Parquet in the same atomic swap
+            (e.g. a plain-text summary to tail); names must not end in ``.parquet``.
 
         Returns
         -------
@@ -220,7 +224,7 @@ class Lake:
         LakeError
             If the partition cannot be put in place.
         """
-        return self.write_chunks(spec, ref, [frame], source=source, stats=stats)
+        return self.write_chunks(spec, ref, [frame], source=source, stats=stats, extras=extras)
 
     def write_chunks(
         self,
@@ -231,6 +235,7 @@ class Lake:
         source: str,
         stats: Mapping[str, int | float | str] | None = None,
         settings: IngestSettings = DEFAULT_INGEST,
+        extras: Mapping[str, str] | None = None,
     ) -> Manifest:
         """Stream ``chunks`` into the whole partition ``ref`` of ``spec``, replacing any
         previous one; memory stays near one chunk plus the sort's limit.
@@ -254,6 +259,8 @@ class Lake:
             producer may fill it while yielding).
         settings : IngestSettings
             Sort memory limit and threads, file size.
+        extras : mapping of file name to text, optional
+            Text files written beside the Parquet, in the same swap (see :meth:`write`).
 
         Returns
         -------
@@ -330,6 +337,10 @@ class Lake:
                 ts_max_ns=ts_max,
                 stats=dict(stats or {}),
             )
+            for name, text in (extras or {}).items():
+                if "/" in name or name.endswith(".parquet") or name == MANIFEST_NAME:
+                    raise LakeError(f"{spec.name} partition {ref}: extra file name {name!r} is not allowed")
+                (stage / name).write_text(text)
             mpath = stage / MANIFEST_NAME
             mpath.write_text(manifest.to_json())
             with open(mpath, "rb+") as fh:

@@ -216,3 +216,13 @@ def test_truth_is_stored_beside_the_partition(lake: Lake):
     assert lake.read_truth(schemas.OPTION_TRADES, REF).equals(truth)
     with pytest.raises(LakeError, match="no ground truth"):
         lake.read_truth(schemas.STOCK_TRADES, REF)
+
+
+def test_extras_are_written_beside_the_parquet_in_the_same_swap(lake: Lake):
+    lake.write(schemas.STOCK_QUOTES, REF, _quotes(3), source="t", extras={"windows.txt": "10:00 net=+1\n"})
+    pdir = lake.partition_dir(schemas.STOCK_QUOTES, REF)
+    assert (pdir / "windows.txt").read_text() == "10:00 net=+1\n"
+    lake.write(schemas.STOCK_QUOTES, REF, _quotes(3), source="rerun")
+    assert not (pdir / "windows.txt").exists()  # a rerun replaces the whole partition
+    with pytest.raises(LakeError, match="not allowed"):
+        lake.write(schemas.STOCK_QUOTES, REF, _quotes(3), source="t", extras={"x.parquet": ""})
