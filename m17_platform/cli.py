@@ -191,7 +191,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                print(f"step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+                error = event.event_specific_data.error
+                while error.cause is not None:
+                    error = error.cause
+                print(f"step {event.step_key} failed: {error.message.strip()}", file=sys.stderr)
     print(f"wall time {elapsed:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB; run {result.run_id} in {os.environ['DAGSTER_HOME']}")
     return 0 if result.success else 1
 

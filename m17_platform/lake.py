@@ -471,13 +471,22 @@ class Lake:
         return pl.concat(frames) if len(frames) > 1 else frames[0]
 
     def iter_batches(
-        self, spec: TableSchema, ref: PartitionRef, *, max_rows: int, verify: bool = False
+        self,
+        spec: TableSchema,
+        ref: PartitionRef,
+        *,
+        max_rows: int,
+        verify: bool = False,
+        group: pl.Expr | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Read a partition in stored order, in batches of about ``max_rows`` rows that
-        never split an instrument (so per-instrument order and duplicate checks hold
-        within a batch); an instrument with more rows than ``max_rows`` is one batch.
+        never split a group (by default the instrument, so per-instrument order and
+        duplicate checks hold within a batch); a group with more rows than ``max_rows``
+        is one batch.
 
-        Tables without an instrument column come as one batch.
+        ``group`` is an expression whose equal values form contiguous runs in stored
+        order (e.g. root and expiration for option tables sorted by OCC symbol). Tables
+        without an instrument column and no ``group`` come as one batch.
 
         Raises
         ------
@@ -487,9 +496,10 @@ class Lake:
         manifest = self.manifest(spec, ref)
         if manifest is None:
             raise LakeError(f"{spec.layer}.{spec.name} partition {ref} does not exist under {self.root}")
-        if spec.instrument is None or manifest.rows <= max_rows:
+        if (spec.instrument is None and group is None) or manifest.rows <= max_rows:
             yield self.read(spec, ref, verify=verify)
             return
+        key = pl.col(spec.instrument) if group is None else group
         pdir = self.partition_dir(spec, ref)
         pending: list[pl.DataFrame] = []
         held = 0
@@ -505,10 +515,9 @@ class Lake:
                 if held < max_rows:
                     continue
                 frame = pl.concat(pending)
-                instrument = frame.get_column(spec.instrument)
-                last = instrument[-1]
-                # cut before the last instrument's first row, unless that leaves nothing
-                cut = frame.height - int((instrument == last).sum())
+                groups = frame.select(key.alias("_group")).get_column("_group")
+                # cut before the last group's first row, unless that leaves nothing
+                cut = frame.height - int((groups == groups[-1]).sum())
                 if cut == 0:
                     pending, held = [frame], frame.height
                     continue

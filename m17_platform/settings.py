@@ -308,7 +308,9 @@ class PolygonSettings:
     max_days_to_expiry : REST option tables cover contracts expiring from the trade date to this
         many calendar days after it (calendar days; 0 = 0DTE only).
     strike_window : REST option tables cover strikes within this fraction of the underlying's
-        regular-session open on the trade date (dimensionless; 0.10 = open x [0.90, 1.10]).
+        unadjusted daily-bar open on the trade date (dimensionless; 0.05 = open x [0.95, 1.05]).
+        The defaults select SPY's 0DTE and next-day contracts within 5% (about 250 contracts,
+        two requests each plus paging).
     max_contracts : most contracts a REST partition may request trades and quotes for (count);
         a selection above it is an error (narrow ``strike_window`` or ``max_days_to_expiry``),
         never silently truncated.
@@ -335,8 +337,8 @@ class PolygonSettings:
     contracts_page_limit: int = 1_000
     snapshot_page_limit: int = 250
     reference_page_limit: int = 1_000
-    max_days_to_expiry: int = 7
-    strike_window: float = 0.10
+    max_days_to_expiry: int = 1
+    strike_window: float = 0.05
     max_contracts: int = 1_000
     option_roots: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
@@ -353,14 +355,82 @@ class PolygonSettings:
 class DatabentoSettings:
     """Databento DBN files and the Historical client (owned by ``sources/databento.py``).
 
-    futures_dataset / options_dataset / equities_dataset : dataset codes per asset class.
+    futures_dataset / options_dataset / equities_dataset : dataset codes the Historical
+        source requests per asset class.
     gateway : Historical API gateway URL (``M17_DATABENTO_GATEWAY`` overrides it).
+    dataset_asset_classes : dataset code -> ``futures`` / ``options`` / ``equities``: how
+        the rows of a file of that dataset are read (which raw tables they fill).
+    option_root_underlyings : option root -> underlying, for contracts whose definition
+        does not name the underlying (SPXW options serve SPX); other roots are their own
+        underlying.
+    table_schemas : raw table -> the schema the Historical source requests for it
+        (``cbbo-1s``: OPRA's consolidated BBO sampled each second, the NBBO without the
+        volume of ``cmbp-1``; ``mbp-10`` for the futures book).
+    option_parents : underlying -> OPRA parent symbols requested for its options (default
+        ``<UNDERLYING>.OPT``; SPX also lists SPXW).
+    futures_symbols : underlying -> (symbols, stype_in) of the futures requested as its
+        proxy (``ES.v.0``: the ES contract with the most volume, continuous symbology).
     """
 
     futures_dataset: str = "GLBX.MDP3"
     options_dataset: str = "OPRA.PILLAR"
     equities_dataset: str = "XNAS.ITCH"
     gateway: str = "https://hist.databento.com"
+    dataset_asset_classes: dict[str, str] = field(
+        default_factory=lambda: {
+            "GLBX.MDP3": "futures",
+            "IFEU.IMPACT": "futures",
+            "IFUS.IMPACT": "futures",
+            "IFLL.IMPACT": "futures",
+            "NDEX.IMPACT": "futures",
+            "XEUR.EOBI": "futures",
+            "XEEE.EOBI": "futures",
+            "OPRA.PILLAR": "options",
+            "XNAS.ITCH": "equities",
+            "XBOS.ITCH": "equities",
+            "XPSX.ITCH": "equities",
+            "XNAS.BASIC": "equities",
+            "XNAS.QBBO": "equities",
+            "XNAS.NLS": "equities",
+            "XNYS.PILLAR": "equities",
+            "XNYS.BBO": "equities",
+            "XNYS.TRADES": "equities",
+            "XCHI.PILLAR": "equities",
+            "XCIS.TRADESBBO": "equities",
+            "XASE.PILLAR": "equities",
+            "ARCX.PILLAR": "equities",
+            "BATS.PITCH": "equities",
+            "BATY.PITCH": "equities",
+            "EDGA.PITCH": "equities",
+            "EDGX.PITCH": "equities",
+            "IEXG.TOPS": "equities",
+            "MEMX.MEMOIR": "equities",
+            "EPRL.DOM": "equities",
+            "DBEQ.BASIC": "equities",
+            "EQUS.MINI": "equities",
+            "EQUS.SUMMARY": "equities",
+            "EQUS.PLUS": "equities",
+            "EQUS.ALL": "equities",
+        }
+    )
+    option_root_underlyings: dict[str, str] = field(
+        default_factory=lambda: {"SPXW": "SPX", "VIXW": "VIX", "NDXP": "NDX", "RUTW": "RUT", "XSPW": "XSP"}
+    )
+    table_schemas: dict[str, str] = field(
+        default_factory=lambda: {
+            "option_trades": "trades",
+            "option_quotes": "cbbo-1s",
+            "option_contracts": "definition",
+            "stock_trades": "trades",
+            "stock_quotes": "mbp-1",
+            "futures_trades": "trades",
+            "futures_mbp10": "mbp-10",
+        }
+    )
+    option_parents: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"SPX": ("SPX.OPT", "SPXW.OPT")})
+    futures_symbols: dict[str, tuple[tuple[str, ...], str]] = field(
+        default_factory=lambda: {"SPY": (("ES.v.0",), "continuous")}
+    )
 
 
 @dataclass(frozen=True)
@@ -572,7 +642,7 @@ class SyntheticSettings:
     option_quote_latency_ns: int = 200_000
     option_quote_min_gap_ns: int = 1_000
     min_quotes_per_contract: int = 20
-    expiry_activity: tuple[float, ...] = (1.0, 0.4, 0.25)
+    expiry_activity: tuple[float, ...] = (1.0, 0.2, 0.12)
     quote_activity_z_scale: float = 1.5
     quote_activity_floor: float = 0.02
     trade_activity_z_scale: float = 1.0
@@ -598,6 +668,291 @@ class SyntheticSettings:
     option_condition_block: str = "block"
 
 
+# --- gold: flow analytics (issue: flow analytics; owned by ``m17_platform/flow``).
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Flow windows and flow packets (``m17_platform.flow.windows`` / ``.packets``).
+
+    window_seconds : window lengths of ``flow_windows`` (seconds; 60 = 1 min and 600 =
+        10 min, M17's SPY aggregation windows, seed 000). A window is aligned to multiples
+        of its length since the epoch, which in New York are wall-clock boundaries (09:30,
+        09:40, ...), since the UTC offset is a whole number of hours.
+    artifact_window_seconds : window length summarised in the plain-text artifact beside
+        ``flow_windows``, one line per finished window (seconds; M17's 10 min, seed 000).
+    artifact_name : file name of that artifact in the partition folder (M17 wrote
+        ``OUTPUT.txt`` plus one file per window; one file per partition here).
+    packet_window_ms : prints of one contract at most this long after a packet's first
+        print belong to that packet (milliseconds; seed 004 clusters prints into flow
+        packets). Anchored at the first print, so a packet never spans more than this.
+    gamma_move : the underlying move gamma flow and gamma exposure are quoted for
+        (fraction of the underlying price; 0.01 = a 1% move: gamma x S^2 x 0.01, in dollars
+        of delta change per 1% move).
+
+    The contract multiplier comes from ``option_trades_enriched.multiplier``, which the
+    enrichment fills from ``option_contracts`` or ``UniverseSettings.default_multiplier``.
+    """
+
+    window_seconds: tuple[int, ...] = (60, 600)
+    artifact_window_seconds: int = 600
+    artifact_name: str = "windows.txt"
+    packet_window_ms: float = 500.0
+    gamma_move: float = 0.01
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """Thresholds of the flow classifiers (``m17_platform.flow.classifiers``, seed 004).
+
+    Seed 004 names these settings (``CLASSIFIER_*``) but publishes no numbers for them;
+    the defaults below are the platform's.
+
+    Shared
+    ------
+    min_aggressor_ratio : share of a packet's (or a burst's) contracts on its dominant
+        side, unknown-side contracts counting against it (0-1; ``CLASSIFIER_MIN_AGGRESSOR_RATIO``).
+    min_nbbo_coverage : share of the evidence prints with a usable, fresh NBBO
+        (``nbbo_flag`` usable and quote age within ``SignalFilterSettings.nbbo_max_age_ms``)
+        that side-dependent classifiers require (0-1; ``CLASSIFIER_MIN_NBBO_COVERAGE``).
+    iso_conditions : trade condition codes that mark an intermarket sweep order (ISO), in
+        each source's code space: Polygon options 219 (ISO), 228 (single-leg auction ISO),
+        230 (single-leg cross ISO); the synthetic source's ``intermarket_sweep``.
+    multi_leg_conditions : condition codes that mark a leg of a multi-leg order: Polygon
+        options 232-236, 238, 239, 246.
+
+    Sweep
+    -----
+    sweep_min_prints : prints in one packet (count; ``CLASSIFIER_SWEEP_MIN_COUNT``).
+    sweep_min_exchanges : distinct exchanges those prints hit; more than one (count).
+    sweep_min_premium : packet premium (dollars; ``CLASSIFIER_SWEEP_MIN_PREMIUM``).
+
+    Block
+    -----
+    block_min_size : a single print of at least this many contracts (contracts; 500, the
+        seed's "500+ contract prints").
+    block_min_premium : and at least this premium (dollars).
+
+    Repeated hits
+    -------------
+    repeat_window_seconds : packets of one contract and side within this span (seconds).
+    repeat_min_packets : that many packets (count).
+    repeat_min_premium : with at least this premium together (dollars).
+
+    Spike
+    -----
+    spike_baseline_prints : the baseline is at most this many prints of the same contract
+        immediately before the print (count; ``ROLLING_WINDOW_SIZE``).
+    spike_baseline_max_age_seconds : baseline prints older than this before the print are
+        dropped (seconds; ``ROLLING_TTL_SEC``).
+    spike_min_samples : fewest baseline prints for a z-score (count; ``CLASSIFIER_Z_MIN_SAMPLES``).
+    spike_min_premium, spike_min_premium_z : premium (dollars) and premium z-score
+        (standard deviations) a print needs to be a premium spike.
+    spike_min_size, spike_min_size_z : size (contracts) and size z-score (standard
+        deviations) a print needs to be a size spike.
+
+    0DTE near-the-money burst
+    -------------------------
+    zero_dte_max_atm_pct : |strike / underlying - 1| at most this (fraction; 0.01 = 1%;
+        ``CLASSIFIER_0DTE_MAX_ATM_PCT``).
+    zero_dte_window_seconds : packets of one right and side within this span (seconds).
+    zero_dte_min_packets : that many packets (count).
+    zero_dte_min_premium : premium together (dollars; ``CLASSIFIER_0DTE_MIN_PREMIUM``).
+    zero_dte_min_size : contracts together (contracts; ``CLASSIFIER_0DTE_MIN_SIZE``).
+
+    Multi-leg structures
+    --------------------
+    multi_leg_tolerance_ms : prints of different contracts of one underlying at most this
+        far apart are legs of one structure (milliseconds; 0 = the same timestamp).
+    multi_leg_max_legs : groups with more contracts than this are not reported (count).
+    """
+
+    min_aggressor_ratio: float = 0.8
+    min_nbbo_coverage: float = 0.5
+    iso_conditions: tuple[str, ...] = ("219", "228", "230", "intermarket_sweep")
+    multi_leg_conditions: tuple[str, ...] = ("232", "233", "234", "235", "236", "238", "239", "246")
+    sweep_min_prints: int = 2
+    sweep_min_exchanges: int = 2
+    sweep_min_premium: float = 5_000.0
+    block_min_size: int = 500
+    block_min_premium: float = 0.0
+    repeat_window_seconds: float = 60.0
+    repeat_min_packets: int = 3
+    repeat_min_premium: float = 10_000.0
+    spike_baseline_prints: int = 50
+    spike_baseline_max_age_seconds: float = 1_800.0
+    spike_min_samples: int = 20
+    spike_min_premium: float = 10_000.0
+    spike_min_premium_z: float = 3.0
+    spike_min_size: int = 100
+    spike_min_size_z: float = 3.0
+    zero_dte_max_atm_pct: float = 0.01
+    zero_dte_window_seconds: float = 60.0
+    zero_dte_min_packets: int = 3
+    zero_dte_min_premium: float = 25_000.0
+    zero_dte_min_size: int = 100
+    multi_leg_tolerance_ms: float = 0.0
+    multi_leg_max_legs: int = 4
+
+
+@dataclass(frozen=True)
+class SignalPreset:
+    """One signal-filtering preset (seed 004, ``OPTIONS_SIGNAL_*``); every amount in
+    dollars of premium, sizes in contracts. Rules apply in this order, the first that
+    decides wins:
+
+    1. keep at ``auto_keep_notional`` or more;
+    2. reject below ``min_notional``;
+    3. reject an ETF underlying below ``etf_min_notional``;
+    4. reject bid-side (B / BB) below ``bid_side_min_notional``;
+    5. reject MID that is not a sweep / ISO below ``mid_min_notional``;
+    6. reject a missing or stale NBBO below ``stale_min_notional``;
+    7. keep ask-side (A / AA) at ``ask_side_keep_notional`` or more;
+    8. keep a sweep / ISO at ``sweep_keep_notional`` or more;
+    9. keep ``large_size`` contracts or more at ``large_size_keep_notional`` or more;
+    10. otherwise reject (the keep rules are the whitelist; were the default "keep", they
+        could never change an outcome).
+
+    keep_all : the ``all`` preset: every print passes.
+    """
+
+    min_notional: float = 0.0
+    etf_min_notional: float = 0.0
+    bid_side_min_notional: float = 0.0
+    mid_min_notional: float = 0.0
+    stale_min_notional: float = 0.0
+    auto_keep_notional: float = 0.0
+    ask_side_keep_notional: float = 0.0
+    sweep_keep_notional: float = 0.0
+    large_size: int = 0
+    large_size_keep_notional: float = 0.0
+    keep_all: bool = False
+
+
+@dataclass(frozen=True)
+class SignalFilterSettings:
+    """Signal-filtering presets ``smart-money``, ``balanced`` and ``all`` (seed 004).
+
+    presets : preset name -> :class:`SignalPreset`. ``smart-money`` carries the seed's
+        numbers (10k floor, ETF 50k, bid side 25k, non-sweep MID 20k, missing / stale NBBO
+        50k, auto-keep 100k, ask side 10k, sweep / ISO 25k, 500+ contracts at 10k).
+        ``balanced`` is "the same shape with lower thresholds" in the seed, which gives no
+        numbers: the platform halves every amount and the size. ``all`` keeps everything.
+    default_preset : the preset operators see first (seed: ``smart-money``).
+    nbbo_max_age_ms : an NBBO older than this at the print is stale (milliseconds;
+        ``OPTIONS_SIGNAL_NBBO_MAX_AGE_MS``).
+    etf_underlyings : underlyings held to ``etf_min_notional`` (``OPTIONS_SIGNAL_ETF_UNDERLYINGS``).
+    """
+
+    presets: dict[str, SignalPreset] = field(
+        default_factory=lambda: {
+            "smart-money": SignalPreset(
+                min_notional=10_000.0, etf_min_notional=50_000.0, bid_side_min_notional=25_000.0,
+                mid_min_notional=20_000.0, stale_min_notional=50_000.0, auto_keep_notional=100_000.0,
+                ask_side_keep_notional=10_000.0, sweep_keep_notional=25_000.0, large_size=500,
+                large_size_keep_notional=10_000.0,
+            ),
+            "balanced": SignalPreset(
+                min_notional=5_000.0, etf_min_notional=25_000.0, bid_side_min_notional=12_500.0,
+                mid_min_notional=10_000.0, stale_min_notional=25_000.0, auto_keep_notional=50_000.0,
+                ask_side_keep_notional=5_000.0, sweep_keep_notional=12_500.0, large_size=250,
+                large_size_keep_notional=5_000.0,
+            ),
+            "all": SignalPreset(keep_all=True),
+        }
+    )
+    default_preset: str = "smart-money"
+    nbbo_max_age_ms: float = 1_500.0
+    etf_underlyings: tuple[str, ...] = (
+        "SPY", "QQQ", "IWM", "DIA", "TLT", "GLD", "SLV", "XLF", "XLE", "XLV", "XLI", "XLP", "XLU", "XLY", "SMH", "ARKK",
+    )
+
+
+@dataclass(frozen=True)
+class GammaSettings:
+    """Dealer gamma exposure (``m17_platform.flow.gamma``).
+
+    interval_seconds : spacing of the customer-flow time series from the session open
+        (seconds); the value at each instant uses only prints strictly before it.
+    flip_range_pct : the gamma flip is searched for over underlying prices within this
+        fraction of the current one (0.10 = +/- 10%).
+    flip_grid_points : underlying prices evaluated over that range (count, odd so the
+        current price is one of them).
+    oi_call_sign, oi_put_sign : dealer position per contract of open interest in calls and
+        puts (+1 long, -1 short). The open-interest profile cannot know who holds the
+        contracts; the defaults are the common convention (SqueezeMetrics, "Gauging GEX",
+        2017): customers buy puts and sell calls, so dealers are long calls, short puts.
+    """
+
+    interval_seconds: int = 60
+    flip_range_pct: float = 0.10
+    flip_grid_points: int = 201
+    oi_call_sign: float = 1.0
+    oi_put_sign: float = -1.0
+
+
+@dataclass(frozen=True)
+class OffExchangeSettings:
+    """Off-exchange prints and the inferred events of seed 004 (``m17_platform.flow.offexchange``).
+
+    off_exchange_codes : source prefix (the ``source`` column starts with it) -> exchange
+        codes, in that source's code space, of trade reporting facilities: Polygon ``4``
+        (FINRA; its TRFs and the ADF share id 4, told apart only by ``trf_id``);
+        Databento venues FINN, FINC (FINRA/Nasdaq TRF Carteret, Chicago), FINY (FINRA/NYSE
+        TRF), XADF (FINRA ADF); Cboe DataShop ids 2 (Nasdaq ADF), 57 (NSX TRF), 59 (NYSE
+        TRF), 118 (FINRA ADF), 119 (FINRA/Nasdaq TRF Chicago); the synthetic source's tape
+        letter D (FINRA). LOBSTER is one exchange's book (Nasdaq): no print is off-exchange.
+    quote_max_age_ms : an off-exchange print's quote older than this is not used
+        (milliseconds; ``EQUITY_QUOTE_MAX_AGE_MS``).
+    max_spread_pct : nor is a quote wider than this fraction of its mid (0.005 = 0.5%;
+        ``DARK_INFER_MAX_SPREAD_PCT``).
+    window_ms : span of a stealth accumulation / distribution, and the time after a block
+        over which absorption is judged (milliseconds; ``DARK_INFER_WINDOW_MS``).
+    cooldown_ms : after an event of one kind and symbol, none of the same kind for this
+        long (milliseconds; ``DARK_INFER_COOLDOWN_MS``).
+    min_block_size : an absorbed block is one off-exchange print of at least this many
+        shares (shares; 10,000, the classic block; ``DARK_INFER_MIN_BLOCK_SIZE``).
+    min_print_size : prints counted toward accumulation / distribution (shares;
+        ``DARK_INFER_MIN_PRINT_SIZE``).
+    min_accum_count, min_accum_size : prints (count) and shares (shares) an accumulation /
+        distribution window needs (``DARK_INFER_MIN_ACCUM_COUNT`` / ``_SIZE``).
+    min_side_share : share of the window's shares on its side (0-1).
+    max_evidence : most evidence trade ids stored per event (count; ``DARK_INFER_MAX_EVIDENCE``;
+        ``evidence_count`` keeps the total).
+    """
+
+    off_exchange_codes: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "polygon.": ("4",),
+            "databento.": ("FINN", "FINC", "FINY", "XADF"),
+            "cboe_datashop.": ("2", "57", "59", "118", "119"),
+            "synthetic.": ("D",),
+        }
+    )
+    quote_max_age_ms: float = 1_000.0
+    max_spread_pct: float = 0.005
+    window_ms: float = 60_000.0
+    cooldown_ms: float = 300_000.0
+    min_block_size: int = 10_000
+    min_print_size: int = 100
+    min_accum_count: int = 5
+    min_accum_size: int = 5_000
+    min_side_share: float = 0.7
+    max_evidence: int = 50
+
+
+@dataclass(frozen=True)
+class BarSettings:
+    """OHLCV and VWAP bars (``m17_platform.flow.bars``).
+
+    bar_seconds : bar length (seconds; 60 = 1 min), aligned like flow windows.
+    Futures bars are also written on the underlying's scale, dividing prices by
+    ``UniverseSettings.futures_price_ratio`` (ES / 10 = SPY).
+    """
+
+    bar_seconds: int = 60
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, one object per concern."""
@@ -615,6 +970,12 @@ class Settings:
     polygon: PolygonSettings = field(default_factory=PolygonSettings)
     databento: DatabentoSettings = field(default_factory=DatabentoSettings)
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    flow: FlowSettings = field(default_factory=FlowSettings)
+    classifiers: ClassifierSettings = field(default_factory=ClassifierSettings)
+    signals: SignalFilterSettings = field(default_factory=SignalFilterSettings)
+    gamma: GammaSettings = field(default_factory=GammaSettings)
+    off_exchange: OffExchangeSettings = field(default_factory=OffExchangeSettings)
+    bars: BarSettings = field(default_factory=BarSettings)
 
 
 DEFAULT = Settings()

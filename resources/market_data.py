@@ -8,6 +8,7 @@ source: each asks :meth:`MarketDataResource.source` for a
 """
 
 import os
+from typing import Literal
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -35,7 +36,7 @@ class MarketDataResource(ConfigurableResource):
     progress_bar : show a progress bar (rows) on stderr while a table streams in.
     """
 
-    kind: str = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
+    kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
     samples_dir: str = str(DEFAULT_SAMPLES_DIR)
     progress_bar: bool = False
     risk_free_rate: float = Field(
@@ -63,8 +64,17 @@ class MarketDataResource(ConfigurableResource):
     def source(self) -> Source:
         """The :class:`~m17_platform.sources.base.Source` of this run."""
         kind = self.resolved_kind()
+        settings = self.settings()
         if kind == "samples":
-            return SamplesSource(self.samples_dir, self.settings())
+            return SamplesSource(self.samples_dir, settings)
+        if kind == "polygon":
+            from m17_platform.sources.polygon import PolygonRestSource
+
+            return PolygonRestSource.from_env(settings)
+        if kind == "flatfiles":
+            from m17_platform.sources.flatfiles import FlatFilesSource
+
+            return FlatFilesSource.from_env(settings)
         raise ValueError(f"source kind {kind!r} is not wired yet")
 
     @contextmanager

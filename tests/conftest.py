@@ -1,13 +1,20 @@
 """Shared fixtures: an isolated lake and Dagster instance per test."""
 
 import datetime as dt
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
 from m17_platform.lake import Lake, PartitionRef
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+POLYGON_MOCKS = Path(__file__).resolve().parent / "m17_platform" / "sources" / "polygon_mocks"
+POLYGON_TEST_KEY = "test-key-3f9c1a7e"
 
 
 @pytest.fixture
@@ -18,3 +25,81 @@ def lake(tmp_path: Path) -> Lake:
 @pytest.fixture
 def spy_ref() -> PartitionRef:
     return PartitionRef(dt.date(2022, 5, 20), "SPY")
+
+
+# --- a Polygon / Massive REST stand-in on loopback ---------------------------------------
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, str]
+    authorization: str | None
+
+
+@dataclass
+class MockPolygon:
+    """A tiny Polygon: serves recorded files by path (+ cursor / asset_class), inline
+    bodies, and scripted responses (status, body, headers) served first."""
+
+    url: str = ""
+    requests: list[Request] = field(default_factory=list)
+    routes: dict[str, str] = field(default_factory=dict)
+    bodies: dict[str, dict] = field(default_factory=dict)
+    scripted: dict[str, list[tuple[int, bytes, dict[str, str]]]] = field(default_factory=dict)
+
+    def hits(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == path]
+
+    def respond(self, path: str, query: dict[str, str], authorization: str | None) -> tuple[int, bytes, dict[str, str]]:
+        self.requests.append(Request(path, query, authorization))
+        if authorization != f"Bearer {POLYGON_TEST_KEY}":
+            return 401, b'{"status":"ERROR","request_id":"r","error":"Unknown API Key"}', {}
+        if self.scripted.get(path):
+            return self.scripted[path].pop(0)
+        if path in self.bodies:
+            return 200, json.dumps(self.bodies[path]).encode(), {}
+        name = self.routes.get(path)
+        if name is None:
+            name = path.lstrip("/").replace(":", ";")
+            name += "".join(f"&{k}={query[k]}" for k in ("asset_class", "cursor") if k in query) + ".json"
+        file = POLYGON_MOCKS / name
+        if not file.is_file():
+            return 404, b'{"status":"NOT_FOUND","request_id":"r","message":"no mock"}', {}
+        return 200, file.read_bytes(), {}
+
+
+@pytest.fixture
+def polygon_server():
+    """A Polygon / Massive REST stand-in on 127.0.0.1 (real socket) serving the recorded
+    responses in tests/m17_platform/sources/polygon_mocks; ``.url`` is its base URL."""
+    mock = MockPolygon()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            parts = urlsplit(self.path)
+            status, body, headers = mock.respond(
+                unquote(parts.path), dict(parse_qsl(parts.query, keep_blank_values=True)),
+                self.headers.get("Authorization"),
+            )
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    mock.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield mock
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -18,7 +18,7 @@ def run_config(lake_root: Path, reports_root: Path, samples_dir: Path = SAMPLES)
     return {
         "resources": {
             "lake": {"config": {"root": str(lake_root), "reports_root": str(reports_root)}},
-            "market_data": {"config": {"samples_dir": str(samples_dir)}},
+            "market_data": {"config": {"kind": "samples", "samples_dir": str(samples_dir)}},
         }
     }
 
