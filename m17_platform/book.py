@@ -2,7 +2,9 @@
 
 No Dagster, no I/O: :class:`MboBook` takes one record's fields at a time and keeps
 every resting order by id plus the aggregate (size, order count) of each price level
-on each side. :mod:`m17_platform.sources.databento` drives it from DBN files.
+on each side; :class:`MboReplay` drives one book per instrument over arrays of records,
+chunk by chunk, and says after which records the book is emitted (per-event top
+levels). :mod:`m17_platform.sources.databento` feeds them from DBN files.
 
 Semantics follow Databento's MBO schema and its order-book examples
 (https://databento.com/docs/schemas/mbo,
@@ -47,6 +49,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import Counter
+
+import numpy as np
 
 F_LAST = 128
 """Last record of an exchange event: the book may be read after it."""
@@ -374,3 +378,184 @@ class MboBook:
         """True if best bid == best ask (both sides non-empty)."""
         b, a = self.best(BID), self.best(ASK)
         return b is not None and a is not None and b == a
+
+
+class MboReplay:
+    """Replays MBO records through one :class:`MboBook` per instrument, chunk by chunk, and
+    says after which records the book is emitted (the per-event top levels Databento's
+    MBP-10 would show, https://databento.com/docs/examples/order-book/limit-order-book).
+
+    The book is emitted after every record with ``F_LAST`` (a complete event: the only
+    points where the book is consistent). Snapshot records (``F_SNAPSHOT``) are not
+    emitted one by one: the book is emitted once when the snapshot completes (its
+    ``F_LAST`` record, or the first record after it, or the end of the stream). A
+    snapshot that spans a chunk boundary keeps its last record for that emission.
+
+    Parameters
+    ----------
+    depth : int
+        Levels per side returned with each emission.
+
+    Attributes
+    ----------
+    books : dict[int, MboBook]
+        One book per instrument id.
+    crossed, locked : int
+        Emitted books (snapshot rows excluded) with best bid > / == best ask.
+    crossed_after_trade : int
+        Crossed books emitted after the instrument's first trade.
+    snapshot_rows : int
+        Books emitted at the end of a snapshot.
+    """
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.books: dict[int, MboBook] = {}
+        self._in_snapshot: dict[int, bool] = {}
+        self._traded: set[int] = set()
+        self._pending: dict[int, int] = {}
+        self._carry: dict = {}  # iid -> last record applied (1-row array), while in a snapshot
+        self.crossed = self.locked = self.crossed_after_trade = self.snapshot_rows = 0
+
+    def _emit_check(self, iid: int, bids, asks, snapshot: bool) -> None:
+        self._pending[iid] = 0
+        if snapshot:
+            self.snapshot_rows += 1
+        elif bids and asks:
+            if bids[0][0] > asks[0][0]:
+                self.crossed += 1
+                if iid in self._traded:
+                    self.crossed_after_trade += 1
+            elif bids[0][0] == asks[0][0]:
+                self.locked += 1
+
+    def feed(self, records, actions: list, sides: list, iids: list):
+        """Apply one chunk of MBO records.
+
+        Parameters
+        ----------
+        records : numpy.ndarray
+            Databento MBO records (structured array with ``order_id``, ``price`` int64
+            fixed-point 1e-9, ``size``, ``flags``), shape (n,).
+        actions, sides : list of str
+            Action and side code per record (``A``/``C``/``M``/``R``/``T``/``F``/``N``; ``B``/``A``/``N``).
+        iids : list of int
+            Instrument id per record.
+
+        Returns
+        -------
+        (rows, snapshot, levels) : tuple[numpy.ndarray, list[bool], list[tuple]]
+            The records whose fields describe each emitted book (structured array, shape
+            (m,); a snapshot that ended in an earlier chunk contributes its kept record),
+            whether each is a snapshot row, and (bids, asks) per row as
+            :meth:`MboBook.top` gives them (prices fixed-point).
+
+        Raises
+        ------
+        ValueError
+            From :meth:`MboBook.apply` for an unknown action code.
+        """
+        refs: list[int] = []
+        extra: list = []
+        snaps: list[bool] = []
+        levels: list[tuple] = []
+        last_local: dict[int, int] = {}
+        oid = records["order_id"].tolist()
+        px = records["price"].tolist()
+        sz = records["size"].tolist()
+        fl = records["flags"].tolist()
+        books, in_snapshot = self.books, self._in_snapshot
+
+        def emit(iid: int, ref: int, snapshot: bool) -> None:
+            bids, asks = books[iid].top(self.depth)
+            refs.append(ref)
+            snaps.append(snapshot)
+            levels.append((bids, asks))
+            self._emit_check(iid, bids, asks, snapshot)
+
+        for i in range(len(actions)):
+            iid = iids[i]
+            book = books.get(iid)
+            if book is None:
+                book = books[iid] = MboBook()
+                in_snapshot[iid] = False
+                self._pending[iid] = 0
+            flags = fl[i]
+            snapshot = bool(flags & F_SNAPSHOT)
+            if in_snapshot[iid] and not snapshot:
+                # the snapshot ended without F_LAST: emit the book it built, once
+                if iid in last_local:
+                    emit(iid, last_local[iid], True)
+                else:
+                    extra.append(self._carry[iid])
+                    emit(iid, -len(extra), True)
+                in_snapshot[iid] = False
+                self._carry.pop(iid, None)
+            if actions[i] == "T":
+                self._traded.add(iid)
+            book.apply(actions[i], sides[i], oid[i], px[i], sz[i], flags)
+            last_local[iid] = i
+            self._pending[iid] += 1
+            if snapshot:
+                in_snapshot[iid] = True
+                if flags & F_LAST:
+                    emit(iid, i, True)
+                    in_snapshot[iid] = False
+            elif flags & F_LAST:
+                emit(iid, i, False)
+        for iid, still in in_snapshot.items():
+            if still and iid in last_local:
+                self._carry[iid] = records[last_local[iid]: last_local[iid] + 1].copy()
+        return self._rows(records, refs, extra), snaps, levels
+
+    def finish(self):
+        """Emit the books of snapshots still open at the end of the stream.
+
+        Returns
+        -------
+        (rows, snapshot, levels)
+            As :meth:`feed`; ``rows`` is None when no snapshot was open.
+        """
+        refs, extra, snaps, levels = [], [], [], []
+        for iid, still in self._in_snapshot.items():
+            if still:
+                extra.append(self._carry.pop(iid))
+                refs.append(-len(extra))
+                bids, asks = self.books[iid].top(self.depth)
+                snaps.append(True)
+                levels.append((bids, asks))
+                self._emit_check(iid, bids, asks, True)
+                self._in_snapshot[iid] = False
+        if not extra:
+            return None, [], []
+        return self._rows(extra[0][:0], refs, extra), snaps, levels
+
+    @staticmethod
+    def _rows(records, refs: list[int], extra: list):
+        idx = np.asarray(refs, dtype=np.int64)
+        if extra:
+            ext = np.concatenate([records] + extra)
+            idx = np.where(idx < 0, len(records) - idx - 1, idx)
+            return ext[idx]
+        return records[idx]
+
+    def stats(self) -> dict[str, int]:
+        """The books' anomaly counts and the emission counts (the keys
+        :func:`m17_platform.sources.databento.read_mbo` reports)."""
+        book_stats: Counter = Counter()
+        for book in self.books.values():
+            book_stats.update(book.stats)
+        return {
+            "unknown_order_cancels": book_stats["unknown_cancel"],
+            "unknown_order_modifies": book_stats["unknown_modify"],
+            "duplicate_adds": book_stats["duplicate_add"],
+            "oversize_cancels": book_stats["oversize_cancel"],
+            "invalid_side_records": book_stats["invalid_side"],
+            "undefined_price_records": book_stats["undefined_price"],
+            "tob_records": book_stats["tob_records"],
+            "snapshot_rows": self.snapshot_rows,
+            "crossed_book_events": self.crossed,
+            "locked_book_events": self.locked,
+            "crossed_book_events_after_first_trade": self.crossed_after_trade,
+            "trailing_records": int(sum(self._pending.values())),
+        }

@@ -450,7 +450,7 @@ class SyntheticSettings:
     stock_trades : underlying prints in the day (count).
     futures_mbp10 : futures MBP-10 book events in the day (count); must cover one row per
         fair-price move of the underlying, two per futures trade (the print and its fill)
-        and the opening book.
+        and the opening book; 0 leaves both futures tables empty.
     futures_trades : futures prints in the day (count).
     source_prefix : ``source`` column prefix (``synthetic`` -> ``synthetic.option_quotes``).
 
@@ -502,6 +502,8 @@ class SyntheticSettings:
     futures_order_size_mean : mean resting order size, for the order counts (contracts).
     futures_noise_level_decay : book updates hit level k with probability proportional
         to ``exp(-decay k)`` (per level).
+    futures_noise_add_share : share of book updates that add resting quantity; the rest
+        cancel some (0-1). Bid and ask are hit alike.
     futures_trade_size_alpha : Pareto tail index of futures print sizes (dimensionless).
     futures_trade_max_size : largest futures print (contracts).
     futures_fill_latency_ns : delay of the book update a print causes after the print (ns).
@@ -613,6 +615,7 @@ class SyntheticSettings:
     futures_level_size_growth: float = 0.15
     futures_order_size_mean: float = 4.0
     futures_noise_level_decay: float = 0.4
+    futures_noise_add_share: float = 0.5
     futures_trade_size_alpha: float = 1.6
     futures_trade_max_size: int = 200
     futures_fill_latency_ns: int = 2_000

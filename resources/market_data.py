@@ -38,6 +38,10 @@ class MarketDataResource(ConfigurableResource):
 
     kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
     samples_dir: str = str(DEFAULT_SAMPLES_DIR)
+    databento_files: list[str] = Field(
+        default_factory=list,
+        description="DBN files (zstd or plain, any schema) for kind=databento; empty: the Historical API with $DATABENTO_API_KEY",
+    )
     progress_bar: bool = False
     risk_free_rate: float = Field(
         default=DEFAULT.rates.risk_free_rate,
@@ -75,6 +79,12 @@ class MarketDataResource(ConfigurableResource):
             from m17_platform.sources.flatfiles import FlatFilesSource
 
             return FlatFilesSource.from_env(settings)
+        if kind == "databento":
+            from m17_platform.sources.databento import DatabentoSource
+
+            if self.databento_files:
+                return DatabentoSource(self.databento_files, settings=settings)
+            return DatabentoSource.from_env(settings=settings)
         raise ValueError(f"source kind {kind!r} is not wired yet")
 
     @contextmanager

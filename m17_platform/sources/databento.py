@@ -1,113 +1,360 @@
-"""Databento DBN market-by-order (MBO) files, normalised into ``futures_trades`` and ``futures_mbp10``.
+"""Databento: DBN files of every schema and the Historical client, normalised into the raw tables.
 
-A DBN file (Databento Binary Encoding, zstd-compressed or plain) starts with a
-metadata header (dataset, schema, symbology mappings) followed by fixed-size
-records. MBO records (rtype 160, 56 bytes) are described in Databento's schema
-docs (https://databento.com/docs/schemas/mbo): ``ts_recv``/``ts_event`` (uint64 ns
-since the epoch, UTC), ``instrument_id``, ``action`` (A add, C cancel, M modify,
-R clear, T trade, F fill, N none), ``side`` (B, A, N), ``price`` (int64, 1 unit =
-1e-9, ``INT64_MAX`` = undefined), ``size``, ``order_id``, ``flags``
-(``F_LAST`` 128, ``F_TOB`` 64, ``F_SNAPSHOT`` 32, ``F_MBP`` 16, ``F_BAD_TS_RECV`` 8,
-``F_MAYBE_BAD_BOOK`` 4) and ``sequence`` (the venue's message sequence number).
-For a trade (``T``) the side is the aggressor's: "Bid for a buy order (or buy
-aggressor in a trade)", "Ask for a sell order (or sell aggressor in a trade)";
-CME Globex (GLBX.MDP3) reports it from MDP3's aggressor side, ``N`` when there is
-none (e.g. the opening auction).
+A DBN file (Databento Binary Encoding, zstd-compressed or plain) is a metadata header
+(dataset, schema, symbology mappings) followed by fixed-size records
+(https://databento.com/docs/standards-and-conventions/databento-binary-encoding);
+record fields per schema: https://databento.com/docs/schemas. Timestamps are uint64 ns
+since the epoch, UTC (``UNDEF_TIMESTAMP`` = 2^64-1); prices are int64 fixed point,
+1 unit = 1e-9 dollars (``UNDEF_PRICE`` = 2^63-1). Prices are converted to float64
+dollars once, as ``price / 1e9`` (the operation of databento's ``to_df(price_type="float")``);
+an undefined price becomes null and is counted. Decoding: :mod:`m17_platform.sources.databento_io`
+(integrity checks, chunked streaming); per-schema conversion:
+:mod:`m17_platform.sources.databento_schemas`; the order book: :class:`m17_platform.book.MboBook`.
 
-Decoding uses ``databento.DBNStore`` (NumPy record arrays, fixed-point prices kept
-as integers) after an integrity check the store does not make: a truncated zstd
-frame or a partial last record is an error, not silently fewer records.
+Asset class of a file: its dataset, by ``settings.databento.dataset_asset_classes``
+(GLBX.MDP3 and other futures venues -> futures; OPRA.PILLAR -> options; XNAS.ITCH,
+EQUS.MINI and the other US equities datasets -> equities).
 
-Tables
-------
-* ``futures_trades``: one row per ``T`` record. ``ts_ns`` = ``ts_event``,
-  ``ts_recv_ns`` = ``ts_recv`` (null if flagged ``F_BAD_TS_RECV``), ``sequence``,
-  ``symbol`` (raw symbol, e.g. ``ESH4``, from the file's symbology), ``instrument_id``,
-  ``underlying`` (the partition underlying the contract's product serves, e.g. ES ->
-  SPY), ``price`` float64 dollars, ``size`` contracts, ``exchange`` (Databento's venue
-  code of the publisher, ``GLBX`` for CME Globex), ``aggressor_side`` B / S / N
-  (Databento ``A`` becomes ``S``), ``trade_id`` the aggressor's order id (null when CME
-  gives none, as for the opening auction print), ``conditions`` null, ``canceled`` False.
-* ``futures_mbp10``: the top ``depth`` (10) price levels of each side after every
-  complete event (a record with ``F_LAST``), rebuilt with
-  :class:`m17_platform.book.MboBook`. Snapshot records (``F_SNAPSHOT``) are not
-  emitted one by one; the book is emitted once when the snapshot completes (its
-  ``F_LAST`` record, or the first record after it). ``action``, ``side``,
-  ``event_price`` and ``event_size`` are those of the last record applied; level
-  columns ``{bid,ask}_{px,sz,ct}_NN`` are null where the side has fewer levels.
+Mapping to the raw tables
+-------------------------
+==============  ====================  =========================================================
+asset class     schema                raw table(s)
+==============  ====================  =========================================================
+futures         trades, tbbo          ``futures_trades``
+futures         mbo                   ``futures_trades`` (T records) and ``futures_mbp10``
+                                      (the book rebuilt by :class:`MboBook`, top 10 levels
+                                      after every complete event)
+futures         mbp-10                ``futures_mbp10`` directly (the record's 10 levels)
+futures         mbp-1, bbo-1s/1m      ``futures_mbp10`` with level 0 only: levels 1-9 are
+                                      null, ``source`` names the schema. Kept in the one
+                                      book table so the futures NBBO join works from
+                                      top-of-book data; consumers of depth must check
+                                      ``source`` (a null deeper level here is "not given",
+                                      not "empty").
+options         trades                ``option_trades``
+options         tbbo                  ``option_trades`` + ``option_quotes`` (the executing
+                                      venue's BBO just before the trade: OPRA's TBBO is per
+                                      venue, not the NBBO)
+options         tcbbo                 ``option_trades`` + ``option_quotes`` (OPRA's
+                                      consolidated BBO just before the trade)
+options         mbp-1                 ``option_quotes``: OPRA's MBP-1 is each exchange's BBO;
+                                      the reader consolidates them (best price, then larger
+                                      size, then earlier update, OPRA's own priority) and
+                                      writes a row whenever the consolidated BBO changes
+options         cmbp-1, cbbo-1s/1m    ``option_quotes`` (OPRA's consolidated BBO)
+options         definition            ``option_contracts`` (calls and puts; strike,
+                                      expiration, right from the OSI raw symbol, checked
+                                      against the definition; multiplier from the definition
+                                      else ``universe.default_multiplier``), and the
+                                      instrument id -> symbol map for every other file
+options         statistics            nothing: OPRA repeats each open interest once per venue
+                                      and ``option_vendor_greeks`` rows would be all-null but
+                                      for it, so open interest is not written (counted as
+                                      ``records_unmapped_schema``)
+equities        trades                ``stock_trades``
+equities        tbbo, tcbbo           ``stock_trades`` + ``stock_quotes`` (BBO before each trade)
+equities        mbp-1, mbp-10         ``stock_quotes`` (level 0; consolidated across
+                                      publishers like OPRA's MBP-1, a single venue passes
+                                      through), a row when the BBO changes
+equities        bbo-1s/1m, cbbo,      ``stock_quotes``
+                cmbp-1
+equities        mbo                   ``stock_trades`` (T records) + ``stock_quotes`` (top of
+                                      the book rebuilt by :class:`MboBook`, when it changes)
+any             ohlcv-*, status,      nothing (counted as ``records_unmapped_schema``)
+                imbalance, statistics
+==============  ====================  =========================================================
+
+Trades come from the trade-space schemas (trades, tbbo, tcbbo) and from MBO; book
+schemas (mbp-1, mbp-10, cmbp-1) contribute their book, and their trade records are
+counted (``trade_records_in_book_schema``), not written twice. Give a source one
+trade-bearing schema per instrument and day.
+
+Columns
+-------
+* ``ts_ns`` = ``ts_event`` (the matching-engine time), except for the time-sampled
+  schemas (bbo-1s/1m, cbbo-1s/1m), whose rows are the book at the interval end
+  ``ts_recv`` (their ``ts_event`` is the last trade's time).
+* ``sequence``: the venue sequence number; CBBO records have none, they get their
+  0-based position in the file.
+* ``ts_recv_ns`` (futures): ``ts_recv``, null when undefined or flagged ``F_BAD_TS_RECV``.
+* ``symbol`` / ``option_symbol``: instrument ids are named by (1) the file's symbology
+  when it was requested by raw symbol, (2) the definitions given to the reader (the
+  definition in force at the record; a definition file given to :class:`DatabentoSource`
+  names the instruments of every other file), (3) a live stream's symbol mappings. An
+  id no source names is an error naming file, record and field. Options: the OSI raw
+  symbol (``AAPL  250221C00250000``) in Polygon's spelling (``O:AAPL250221C00250000``)
+  via :func:`m17_platform.symbols.occ_symbol`; ``underlying`` from the definition, else
+  ``settings.databento.option_root_underlyings`` (SPXW -> SPX), else the root.
+* ``underlying``: futures -> the underlying the product serves
+  (``settings.universe.futures_proxies``: ES -> SPY; a raw symbol may be mapped
+  directly, e.g. ICE's ``BRN FMJ0024!``); equities -> the symbol itself.
+* ``exchange`` / ``bid_exchange`` / ``ask_exchange``: Databento's venue MIC of the
+  publisher (``GLBX``, ``XNAS``, ``EMLD``; ``EQUS``, ``OPRA`` for consolidated feeds).
+* ``aggressor_side`` (futures, stock): the record's side is the aggressor's (``B`` buy,
+  ``A`` sell -> ``S``, ``N`` none: OPRA and auctions).
+* ``trade_id``: futures MBO: the aggressor's order id (null when CME gives none);
+  futures trades/tbbo: ``"<sequence>.<k>"``, k the print's ordinal among the
+  instrument's prints sharing the packet (Databento's trades schema carries no
+  execution id, and a CME packet holds several prints); options and stocks: null.
+* Quotes: a side with an undefined price or size 0 is null (price, size, exchange);
+  crossed and locked quotes are kept and counted, never dropped.
+* ``futures_mbp10`` from MBO: see :class:`m17_platform.sources.databento_schemas.MboReplay`
+  (book emitted after each ``F_LAST`` record; a snapshot once, when it completes).
+  From MBP/BBO: records that end an event (``F_LAST``), trade records excepted.
+
+Sources
+-------
+:func:`read_dbn` reads one file whole (all the tables its schema fills), :func:`read_mbo`
+one futures MBO file (the demo's ESH4 sample), :func:`read_definitions` a definition file.
+:class:`DatabentoSource` implements :class:`m17_platform.sources.base.Source` over a list
+of files, or over the Historical API (``databento.Historical(key, gateway=...)``,
+``timeseries.get_range`` spooled to a temporary file, then streamed like a file; key from
+``DATABENTO_API_KEY`` via :meth:`DatabentoSource.from_env`, never logged nor put in an
+error). Per partition (trade date x underlying) the Historical source requests, per
+table, ``settings.databento.table_schemas[table]`` over the partition's window (the CME
+session with its pre-open for futures tables, the New York calendar day otherwise):
+options by parent symbol (``SPY.OPT``), equities by raw symbol, futures by
+``settings.databento.futures_symbols`` (``ES.v.0``, continuous); when the request is not
+by raw symbol, the definitions of the same symbols and window are fetched first (once)
+to name the instruments. Records decode ``chunk_rows`` at a time (at most 256 MiB of
+records) and each chunk holds at most ``chunk_rows`` rows of the partition.
 
 Stats
 -----
-``records``, ``records_<X>`` per action code, ``snapshot_records``,
-``clear_records``, ``trades``, ``mbp10_rows``, ``snapshot_rows`` (books emitted
-at the end of a snapshot), ``instruments``, the book's
-anomaly counts (``unknown_order_cancels``, ``unknown_order_modifies``,
-``duplicate_adds``, ``oversize_cancels``, ``invalid_side_records``,
-``undefined_price_records``, ``tob_records``), ``maybe_bad_book_records``
-(``F_MAYBE_BAD_BOOK``), ``bad_ts_recv_records``, ``crossed_book_events`` /
-``locked_book_events`` (emitted books with best bid > / == best ask, snapshot rows
-excluded), ``crossed_book_events_after_first_trade`` (the same, after the
-instrument's first trade: a crossed book before it is normal in CME's pre-open,
-where orders may cross until the opening auction), and ``trailing_records`` (records
-after an instrument's last ``F_LAST``, applied but never emitted).
+Per file (summed over chunks): ``records``, ``rows`` (rows kept for the partition),
+``rows_other_partitions`` (rows of other trade dates or underlyings), ``undefined_prices``
+(price values nulled), ``empty_quotes`` / ``crossed_quotes`` / ``locked_quotes``,
+``mid_event_records`` (book records without ``F_LAST``, not emitted),
+``trade_records_in_book_schema``, ``unchanged_quote_updates`` (book updates that left
+the written BBO unchanged), ``records_unmapped_schema``, ``definitions_not_options``,
+``definitions_deleted``, ``multiplier_defaulted``, ``duplicate_contracts`` (a contract
+defined again the same day, first kept). MBO adds the keys of :func:`read_mbo`.
 """
 
 from __future__ import annotations
 
-import re
-import struct
+import datetime as dt
+import os
+import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 
-from m17_platform import schemas
-from m17_platform.book import (
-    F_BAD_TS_RECV,
-    F_LAST,
-    F_MAYBE_BAD_BOOK,
-    F_SNAPSHOT,
-    UNDEF_PRICE,
-    MboBook,
+from m17_platform import calendar, schemas
+from m17_platform.errors import M17Error, SourceFormatError
+from m17_platform.settings import DEFAULT, Settings
+from m17_platform.sources.base import ReadResult, TableChunk
+from m17_platform.sources.databento_io import (
+    NS_PER_DAY,
+    UNDEF_TIMESTAMP,
+    DbnFile,
+    Definition,
+    SymbolMap,
+    definitions_from_records,
+    index_definitions,
 )
-from m17_platform.errors import SourceFormatError
-from m17_platform.settings import DEFAULT
-from m17_platform.sources.base import ReadResult
+from m17_platform.sources.databento_schemas import (
+    ACTIONS,
+    AGGRESSOR,
+    EQUITIES,
+    FUTURES,
+    OPTIONS,
+    SIDES,
+    TABLES,
+    Converter,
+    ReaderContext,
+    futures_root,
+    source_name,
+)
 
-PRICE_SCALE = 1_000_000_000
-"""DBN fixed-point prices: 1 unit = 1e-9."""
-UNDEF_TIMESTAMP = 2**64 - 1
-MBO_RTYPE = 160
-MBO_RECORD_BYTES = 56
-ACTIONS = ("A", "C", "M", "R", "T", "F", "N")
-SIDES = ("B", "A", "N")
-AGGRESSOR = {"B": "B", "A": "S", "N": "N"}
-"""Databento trade side -> schema aggressor side (buyer / seller initiated / none)."""
+if TYPE_CHECKING:
+    from m17_platform.lake import PartitionRef
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_DBN_MAGIC = b"DBN"
-_FUTURES_SYMBOL = re.compile(r"^(?P<root>[A-Z0-9]+?)(?P<month>[FGHJKMNQUVXZ])(?P<year>[0-9]{1,2})$")
+__all__ = [
+    "ACTIONS",
+    "AGGRESSOR",
+    "SIDES",
+    "DatabentoRequestError",
+    "DatabentoSource",
+    "HistoricalRequest",
+    "asset_class",
+    "futures_root",
+    "read_dbn",
+    "read_definitions",
+    "read_mbo",
+    "source_name",
+]
+
+API_KEY_ENV = "DATABENTO_API_KEY"
+GATEWAY_ENV = "M17_DATABENTO_GATEWAY"
 
 
-def futures_root(symbol: str) -> str:
-    """Product root of a futures raw symbol: ``ESH4`` -> ``ES``, ``MESZ24`` -> ``MES``.
+class DatabentoRequestError(M17Error, RuntimeError):
+    """A Databento Historical request failed (HTTP error, network error, bad response).
+
+    The message names the dataset, schema, symbols and time range, and the HTTP status;
+    it never contains the API key.
+    """
+
+
+def asset_class(dataset: str, settings: Settings = DEFAULT) -> str:
+    """``futures``, ``options`` or ``equities`` for a dataset code.
 
     Raises
     ------
     ValueError
-        If ``symbol`` is not ROOT + month code + 1-2 year digits (spreads, options).
+        For a dataset ``settings.databento.dataset_asset_classes`` does not list.
     """
-    m = _FUTURES_SYMBOL.match(symbol)
-    if m is None:
-        raise ValueError(f"{symbol!r} is not a futures outright symbol (ROOT + month code + year)")
-    return m["root"]
+    classes = settings.databento.dataset_asset_classes
+    try:
+        return classes[dataset]
+    except KeyError:
+        raise ValueError(
+            f"dataset {dataset!r} has no asset class; known: {sorted(classes)} "
+            "(extend settings.databento.dataset_asset_classes)"
+        ) from None
 
 
-def source_name(dataset: str) -> str:
-    """``source`` column value for a dataset: ``GLBX.MDP3`` -> ``databento.glbx-mdp3.mbo``."""
-    return "databento." + dataset.lower().replace(".", "-") + ".mbo"
+# --- whole-file readers ------------------------------------------------------------------------
+
+
+def _context(name: str, dataset: str, schema: str, klass: str, symbols: SymbolMap, settings: Settings,
+             underlying_for_root: Mapping[str, str] | None, depth: int) -> ReaderContext:
+    return ReaderContext(
+        name=name,
+        dataset=dataset,
+        schema=schema,
+        asset_class=klass,
+        symbols=symbols,
+        futures_underlyings=dict(settings.universe.futures_proxies if underlying_for_root is None else underlying_for_root),
+        option_underlyings=dict(settings.databento.option_root_underlyings),
+        universe=settings.universe,
+        sessions=settings.sessions,
+        depth=depth,
+    )
+
+
+def _drop_part(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.drop("_part_ts") if "_part_ts" in frame.columns else frame
+
+
+def read_dbn(
+    path: str | Path,
+    *,
+    asset: str | None = None,
+    definitions: Sequence[Definition] = (),
+    underlying_for_root: Mapping[str, str] | None = None,
+    depth: int = schemas.BOOK_DEPTH,
+    only_schemas: Sequence[str] | None = None,
+    settings: Settings = DEFAULT,
+    chunk_records: int | None = None,
+) -> ReadResult:
+    """Read one DBN file, of any schema, into the raw tables its schema fills.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.dbn`` or ``.dbn.zst`` file (one schema, or a mixed live capture).
+    asset : {'futures', 'options', 'equities'}, optional
+        Asset class; default from the dataset (:func:`asset_class`).
+    definitions : sequence of Definition, optional
+        Instrument definitions naming ids the file's own symbology does not (see the
+        module docstring); ``read_definitions`` reads them from definition files.
+    underlying_for_root : mapping of str to str, optional
+        Futures root (or raw symbol) -> underlying partition. Default
+        ``settings.universe.futures_proxies`` (``{"ES": "SPY"}``).
+    depth : int
+        Levels per side of ``futures_mbp10`` rebuilt from MBO (1 to 10).
+    only_schemas : sequence of str, optional
+        Read only records of these schemas (the file's schema must be one of them).
+    settings : Settings
+    chunk_records : int, optional
+        Records decoded at a time (default ``settings.ingest.chunk_rows``).
+
+    Returns
+    -------
+    ReadResult
+        ``tables``: every table the schema fills (see the module docstring), conformed
+        to its schema (ts int64 ns UTC, prices float64 dollars, sizes int64 contracts or
+        shares), rows in file order; ``stats`` as in the module docstring.
+
+    Raises
+    ------
+    SourceFormatError
+        Naming the file (and 1-based record and field where known): not DBN, truncated
+        or corrupt, a record of the wrong type, an unknown action or side code, a trade
+        with an undefined price or time, an instrument nobody names, a product with no
+        configured underlying, a schema outside ``only_schemas``.
+    ValueError
+        An unknown dataset (no asset class) or a bad ``depth``.
+    """
+    path = Path(path)
+    if not 1 <= depth <= schemas.BOOK_DEPTH:
+        raise ValueError(f"depth must be between 1 and {schemas.BOOK_DEPTH}, got {depth}")
+    dbn = DbnFile(path)
+    if only_schemas is not None and dbn.schema is not None and dbn.schema not in only_schemas:
+        raise SourceFormatError(
+            str(path), None, "schema",
+            f"expected an {' or '.join(x.upper() for x in only_schemas)} file, the metadata says schema {dbn.schema!r}",
+        )
+    klass = asset or asset_class(dbn.dataset, settings)
+    count = chunk_records or settings.ingest.chunk_rows
+    frames: dict[str, list[pl.DataFrame]] = {}
+    stats: Counter = Counter()
+    for schema_name, symbols, chunks in _streams(dbn, count, only_schemas):
+        ctx = _context(str(path), dbn.dataset, schema_name, klass,
+                       SymbolMap(dbn.metadata, index_definitions(list(definitions)), symbols), settings,
+                       underlying_for_root, depth)
+        conv = Converter(ctx)
+        for start, records in chunks:
+            for name, frame in conv.feed(start, records).items():
+                frames.setdefault(name, []).append(frame)
+        for name, frame in conv.finish().items():
+            frames.setdefault(name, []).append(frame)
+        for table in conv.tables:
+            frames.setdefault(table, [])
+        stats.update(conv.final_stats())
+    tables = {}
+    for name, parts in frames.items():
+        spec = schemas.table(name)
+        frame = pl.concat([_drop_part(f) for f in parts], how="vertical_relaxed") if parts else schemas.empty_frame(spec)
+        tables[name] = pl.from_arrow(schemas.conform(frame, spec, origin=str(path)))
+    return ReadResult(tables=tables, stats=dict(stats))
+
+
+def _streams(dbn: DbnFile, count: int, only_schemas: Sequence[str] | None):
+    """(schema, live symbol mappings or None, iterator of (start, records)) per schema of the file."""
+    if dbn.schema is not None:
+        yield dbn.schema, None, dbn.record_chunks(count)
+        return
+    records, mappings = dbn.mixed_records()
+    for schema, recs in records.items():
+        if only_schemas is not None and schema not in only_schemas:
+            continue
+        yield schema, mappings, iter([(0, recs)])
+
+
+def read_definitions(path: str | Path) -> list[Definition]:
+    """Every instrument definition in a DBN definition file (any DBN version), in file order.
+
+    Raises
+    ------
+    SourceFormatError
+        If the file is not a definition file, or is truncated / corrupt.
+    """
+    dbn = DbnFile(path)
+    if dbn.schema != "definition":
+        raise SourceFormatError(str(path), None, "schema", f"expected a definition file, the metadata says {dbn.schema!r}")
+    out: list[Definition] = []
+    for _, records in dbn.record_chunks(100_000):
+        out.extend(definitions_from_records(records))
+    return out
 
 
 def read_mbo(
@@ -116,7 +363,7 @@ def read_mbo(
     underlying_for_root: Mapping[str, str] | None = None,
     depth: int = schemas.BOOK_DEPTH,
 ) -> ReadResult:
-    """Read a Databento MBO file into ``futures_trades`` and ``futures_mbp10``.
+    """Read a Databento futures MBO file into ``futures_trades`` and ``futures_mbp10``.
 
     Parameters
     ----------
@@ -137,7 +384,18 @@ def read_mbo(
     ReadResult
         ``tables["futures_trades"]`` and ``tables["futures_mbp10"]`` conformed to
         their schemas (ts int64 ns UTC, prices float64 dollars, sizes int64
-        contracts), in file order; ``stats`` as listed in the module docstring.
+        contracts), in file order; ``stats``: ``records``, ``records_<X>`` per action
+        code, ``snapshot_records``, ``clear_records``, ``trades``, ``mbp10_rows``,
+        ``snapshot_rows`` (books emitted at the end of a snapshot), ``instruments``, the
+        book's anomaly counts (``unknown_order_cancels``, ``unknown_order_modifies``,
+        ``duplicate_adds``, ``oversize_cancels``, ``invalid_side_records``,
+        ``undefined_price_records``, ``tob_records``), ``maybe_bad_book_records``
+        (``F_MAYBE_BAD_BOOK``), ``bad_ts_recv_records``, ``crossed_book_events`` /
+        ``locked_book_events`` (emitted books with best bid > / == best ask, snapshot
+        rows excluded), ``crossed_book_events_after_first_trade`` (the same, after the
+        instrument's first trade: a crossed book before it is normal in CME's pre-open,
+        where orders may cross until the opening auction), and ``trailing_records``
+        (records after an instrument's last ``F_LAST``, applied but never emitted).
 
     Raises
     ------
@@ -150,414 +408,397 @@ def read_mbo(
     ValueError
         If ``depth`` is not between 1 and ``schemas.BOOK_DEPTH``.
     """
-    import databento as db
-
-    path = Path(path)
-    if not 1 <= depth <= schemas.BOOK_DEPTH:
-        raise ValueError(f"depth must be between 1 and {schemas.BOOK_DEPTH}, got {depth}")
-    roots = dict(DEFAULT.universe.futures_proxies if underlying_for_root is None else underlying_for_root)
-
-    plain = _dbn_bytes(path)
-    store = db.DBNStore.from_bytes(plain)
-    metadata = store.metadata
-    schema = None if metadata.schema is None else str(metadata.schema)
-    if schema is not None and schema != "mbo":
-        raise SourceFormatError(str(path), None, "schema", f"expected an MBO file, the metadata says schema {schema!r}")
-    _check_record_stream(path, plain, fixed=schema == "mbo")
-    if schema == "mbo":
-        records = store.to_ndarray()
-        symbols = _symbols_from_metadata(path, metadata)
-    else:  # mixed records (a live capture): MBO records plus symbol mappings
-        records = store.to_ndarray(schema="mbo").reshape(-1)  # (0, 1) when there are none
-        symbols = _symbols_from_stream(store)
-    if len(records):
-        bad = np.flatnonzero((records["rtype"] != MBO_RTYPE) | (records["length"].astype(np.int64) * 4 != MBO_RECORD_BYTES))
-        if len(bad):
-            raise SourceFormatError(str(path), int(bad[0]) + 1, "rtype", f"record is not an MBO record (rtype {records['rtype'][bad[0]]})")
-
-    actions = records["action"].astype("U1")
-    sides = records["side"].astype("U1")
-    _check_codes(path, actions, ACTIONS, "action")
-    _check_codes(path, sides, SIDES, "side")
-
-    instrument_ids = records["instrument_id"].astype(np.int64)
-    identity = _identity(path, np.unique(instrument_ids).tolist(), symbols, roots)
-    source = source_name(str(metadata.dataset))
-    exchange = _venue(records)
-
-    trades = _trades(path, records, actions, sides, instrument_ids, identity, exchange, source)
-    mbp, book_stats = _replay(records, actions, sides, instrument_ids, identity, source, depth)
-
-    counts = Counter(actions.tolist())
-    flags = records["flags"]
-    stats: dict[str, int] = {"records": len(records)}
-    for code in ACTIONS:
-        stats[f"records_{code}"] = int(counts.get(code, 0))
-    stats["snapshot_records"] = int(np.count_nonzero(flags & F_SNAPSHOT))
-    stats["clear_records"] = stats["records_R"]
-    stats["maybe_bad_book_records"] = int(np.count_nonzero(flags & F_MAYBE_BAD_BOOK))
-    stats["bad_ts_recv_records"] = int(np.count_nonzero(flags & F_BAD_TS_RECV))
-    stats["trades"] = trades.height
-    stats["mbp10_rows"] = mbp.height
-    stats["instruments"] = len(identity)
-    stats.update(book_stats)
-
-    tables = {
-        schemas.FUTURES_TRADES.name: pl.from_arrow(schemas.conform(trades, schemas.FUTURES_TRADES, origin=str(path))),
-        schemas.FUTURES_MBP10.name: pl.from_arrow(schemas.conform(mbp, schemas.FUTURES_MBP10, origin=str(path))),
-    }
-    return ReadResult(tables=tables, stats=stats)
+    result = read_dbn(path, asset=FUTURES, underlying_for_root=underlying_for_root, depth=depth,
+                      only_schemas=("mbo",))
+    for name in (schemas.FUTURES_TRADES.name, schemas.FUTURES_MBP10.name):
+        if name not in result.tables:
+            result.tables[name] = schemas.empty_frame(schemas.table(name))
+    stats = {"records": 0, "trades": 0, "mbp10_rows": 0, "instruments": 0, **result.stats}
+    return ReadResult(tables=result.tables, stats=stats)
 
 
-# --- decoding and integrity ---------------------------------------------------------------
+# --- partitions -----------------------------------------------------------------------------------
 
 
-def _dbn_bytes(path: Path) -> bytes:
-    """The file's uncompressed DBN bytes; every zstd frame must be complete."""
-    import zstandard
-
-    raw = path.read_bytes()
-    if not raw:
-        raise SourceFormatError(str(path), None, None, "empty file, expected a DBN stream")
-    if raw[:4] == _ZSTD_MAGIC:
-        dctx = zstandard.ZstdDecompressor()
-        chunks: list[bytes] = []
-        rest = raw
-        frames = 0
-        while rest:
-            dobj = dctx.decompressobj()
-            try:
-                chunks.append(dobj.decompress(rest))
-            except zstandard.ZstdError as exc:
-                raise SourceFormatError(str(path), None, None, f"corrupt zstd frame {frames + 1}: {exc}") from exc
-            if not dobj.eof:
-                raise SourceFormatError(
-                    str(path), None, None, f"truncated zstd stream: frame {frames + 1} ends before its end marker"
-                )
-            frames += 1
-            rest = dobj.unused_data
-        raw = b"".join(chunks)
-    if raw[:3] != _DBN_MAGIC or len(raw) < 8:
-        raise SourceFormatError(str(path), None, None, "not a DBN stream (no 'DBN' header)")
-    (meta_len,) = struct.unpack_from("<I", raw, 4)
-    if 8 + meta_len > len(raw):
-        raise SourceFormatError(str(path), None, None, f"truncated DBN metadata ({len(raw) - 8} of {meta_len} bytes)")
-    return raw
+def _window_ns(table: str, day: dt.date, settings: Settings) -> tuple[int, int]:
+    """[start, end) ns UTC of the rows a partition of ``table`` on trade date ``day`` can hold:
+    the CME session (with its pre-open) for futures tables, the America/New_York calendar
+    day otherwise."""
+    if table.startswith("futures_"):
+        lo, hi = calendar.session_window_ns("futures", day, settings=settings.sessions)
+        return lo, hi + 1
+    tz = ZoneInfo(settings.sessions.timezone)
+    lo = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    hi = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    return int(lo.timestamp()) * 1_000_000_000, int(hi.timestamp()) * 1_000_000_000
 
 
-def _check_record_stream(path: Path, plain: bytes, *, fixed: bool) -> None:
-    """The record area must hold whole records: 56-byte MBO records (``fixed``), or for a
-    mixed stream records whose length byte (in 4-byte words) walks exactly to the end."""
-    (meta_len,) = struct.unpack_from("<I", plain, 4)
-    start = 8 + meta_len
-    body = len(plain) - start
-    if fixed:
-        if body % MBO_RECORD_BYTES:
-            whole = body // MBO_RECORD_BYTES
-            raise SourceFormatError(
-                str(path),
-                whole + 1,
-                None,
-                f"truncated DBN record: {body % MBO_RECORD_BYTES} of {MBO_RECORD_BYTES} bytes after {whole} whole records",
-            )
-        return
-    offset, number = start, 0
-    while offset < len(plain):
-        number += 1
-        size = plain[offset] * 4
-        if size == 0 or offset + size > len(plain):
-            raise SourceFormatError(
-                str(path), number, "length", f"truncated or corrupt DBN record at byte {offset} (length {size})"
-            )
-        offset += size
+class _TradeDates:
+    """Trade date of each row: the CME trade date for futures tables (the evening session
+    belongs to the next date, :func:`m17_platform.calendar.futures_trade_date`), else the
+    America/New_York date of the row's time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._futures: dict[int, dt.date] = {}
+
+    def __call__(self, table: str, ts: pl.Series) -> pl.Series:
+        if table.startswith("futures_"):
+            minutes = ts.to_numpy() // 60_000_000_000
+            uniq, inv = np.unique(minutes, return_inverse=True)
+            days = []
+            for m in uniq.tolist():
+                d = self._futures.get(m)
+                if d is None:
+                    d = self._futures[m] = calendar.futures_trade_date(int(m) * 60_000_000_000, self.settings.sessions)
+                days.append(d)
+            return pl.Series("d", days, dtype=pl.Date).gather(inv.reshape(-1))
+        return (
+            pl.from_epoch(ts, time_unit="ns").dt.replace_time_zone("UTC")
+            .dt.convert_time_zone(self.settings.sessions.timezone).dt.date()
+        )
 
 
-def _check_codes(path: Path, codes: np.ndarray, allowed: tuple[str, ...], field: str) -> None:
-    bad = np.flatnonzero(~np.isin(codes, allowed))
-    if len(bad):
-        i = int(bad[0])
-        raise SourceFormatError(str(path), i + 1, field, f"unknown {field} code {str(codes[i])!r} (known: {', '.join(allowed)})")
+# --- the source -------------------------------------------------------------------------------------
 
 
-def _symbols_from_metadata(path: Path, metadata) -> dict[int, str]:
-    """instrument_id -> raw symbol from the metadata's symbology (stype_in raw_symbol).
+@dataclass(frozen=True)
+class HistoricalRequest:
+    """One ``timeseries.get_range`` call: what the Historical client is asked for.
 
-    Parent or continuous symbology (``ES.FUT``, ``ES.c.0``) maps to instrument ids, not
-    raw symbols: such files give an empty map and :func:`_identity` names the first
-    instrument it cannot name. An id mapped to two raw symbols (ids are reused over
-    the years) is refused rather than guessed.
+    Attributes
+    ----------
+    dataset, schema : str
+    symbols : tuple[str, ...]
+    stype_in : str
+        ``raw_symbol``, ``parent`` (``SPY.OPT``), ``continuous`` (``ES.v.0``).
+    start, end : int
+        ns UTC, end exclusive.
     """
-    out: dict[int, str] = {}
-    if str(metadata.stype_in) != "raw_symbol":
-        return out
-    for raw_symbol, intervals in metadata.mappings.items():
-        for interval in intervals:
-            try:
-                iid = int(interval["symbol"])
-            except (TypeError, ValueError):
+
+    dataset: str
+    schema: str
+    symbols: tuple[str, ...]
+    stype_in: str
+    start: int
+    end: int
+
+    def describe(self) -> str:
+        """``"OPRA.PILLAR trades AAPL.OPT (parent) <start ISO>..<end ISO>"``: how errors name the request."""
+        fmt = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).isoformat()  # noqa: E731
+        return (f"{self.dataset} {self.schema} {','.join(self.symbols)} ({self.stype_in}) "
+                f"{fmt(self.start)}..{fmt(self.end)}")
+
+
+class DatabentoSource:
+    """Raw partitions from Databento: local DBN files, or the Historical API.
+
+    Implements :class:`m17_platform.sources.base.Source`. Rows stream: records are
+    decoded ``chunk_rows`` at a time and each :class:`TableChunk` holds at most
+    ``chunk_rows`` rows, filtered to the partition's trade date (CME trade date for
+    futures tables) and underlying; other rows are counted (``rows_other_partitions``).
+
+    Parameters
+    ----------
+    files : sequence of str or Path, optional
+        DBN files (any schema, any of the configured datasets). Definition files among
+        them also name the instruments of the others.
+    key : str, optional
+        Databento API key: fetch from the Historical API instead of files. Kept private,
+        never logged nor put in an error.
+    gateway : str, optional
+        Historical gateway URL (default ``settings.databento.gateway``).
+    settings : Settings
+        ``databento`` (datasets, schemas per table, symbols per underlying), ``universe``,
+        ``sessions``, ``ingest.chunk_rows``.
+    underlying_for_root : mapping of str to str, optional
+        Futures root (or raw symbol) -> underlying (default ``universe.futures_proxies``).
+    chunk_rows : int, optional
+        Rows per chunk (default ``settings.ingest.chunk_rows``).
+    workdir : str or Path, optional
+        Where Historical responses are spooled (default: a temporary directory, removed
+        by :meth:`close`).
+
+    Raises
+    ------
+    ValueError
+        If both or neither of ``files`` and ``key`` are given, or the key is empty.
+    FileNotFoundError
+        Naming a missing file.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | Path] = (),
+        *,
+        key: str | None = None,
+        gateway: str | None = None,
+        settings: Settings = DEFAULT,
+        underlying_for_root: Mapping[str, str] | None = None,
+        chunk_rows: int | None = None,
+        workdir: str | Path | None = None,
+    ) -> None:
+        files = [Path(f) for f in files]
+        if bool(files) == (key is not None):
+            raise ValueError("DatabentoSource needs either files or an API key (not both)")
+        if key is not None and (not isinstance(key, str) or not key.strip()):
+            raise ValueError(f"the Databento API key is empty (set {API_KEY_ENV})")
+        for f in files:
+            if not f.exists():
+                raise FileNotFoundError(f"Databento file {f} does not exist")
+        self._files = files
+        self.__key = key
+        self.gateway = gateway or settings.databento.gateway
+        self.settings = settings
+        self.underlying_for_root = underlying_for_root
+        self.chunk_rows = int(chunk_rows or settings.ingest.chunk_rows)
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        self.name = f"databento.files[{len(files)}]" if files else "databento.historical"
+        self._workdir = Path(workdir) if workdir is not None else None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._headers: dict[Path, tuple[str, str | None]] = {}
+        self._file_definitions: dict[int, list[Definition]] | None = None
+        self._downloads: dict[HistoricalRequest, Path] = {}
+        self._trade_dates = _TradeDates(settings)
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        settings: Settings = DEFAULT,
+        **kwargs,
+    ) -> DatabentoSource:
+        """A Historical source keyed by ``DATABENTO_API_KEY`` (gateway from
+        ``M17_DATABENTO_GATEWAY`` if set, else ``settings.databento.gateway``).
+
+        Raises
+        ------
+        ValueError
+            If ``DATABENTO_API_KEY`` is unset or empty (the message names the variable).
+        """
+        env = os.environ if environ is None else environ
+        key = env.get(API_KEY_ENV, "")
+        if not key.strip():
+            raise ValueError(f"{API_KEY_ENV} is not set: the Databento Historical source needs an API key")
+        gateway = kwargs.pop("gateway", None) or env.get(GATEWAY_ENV) or settings.databento.gateway
+        return cls(key=key, gateway=gateway, settings=settings, **kwargs)
+
+    def __repr__(self) -> str:
+        mode = f"files={[str(f) for f in self._files]}" if self._files else f"gateway={self.gateway!r}"
+        return f"DatabentoSource({mode})"
+
+    def close(self) -> None:
+        """Remove spooled Historical responses."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self._downloads.clear()
+
+    # --- Source protocol ----------------------------------------------------------------------
+
+    def tables(self) -> tuple[str, ...]:
+        """The raw tables this source fills: from the files' (asset class, schema), or the
+        tables ``settings.databento.table_schemas`` configures for the Historical API."""
+        out: list[str] = []
+        if self._files:
+            for f in self._files:
+                dataset, schema = self._header(f)
+                klass = asset_class(dataset, self.settings)
+                schemas_ = [schema] if schema is not None else list(TABLES[klass])
+                for s in schemas_:
+                    out += [t for t in TABLES[klass].get(s, ()) if t not in out]
+        else:
+            out = [t for t in self.settings.databento.table_schemas if t in schemas.RAW_TABLES]
+        return tuple(t for t in schemas.RAW_TABLES if t in out)
+
+    def chunks(self, table: str, ref: PartitionRef) -> Iterator[TableChunk]:
+        """The rows of raw table ``table`` for partition ``ref``, in chunks of at most
+        ``chunk_rows`` rows (a chunk with zero rows may carry the last counts).
+
+        Raises
+        ------
+        SourceFormatError
+            From decoding (file, record, field).
+        DatabentoRequestError
+            When a Historical request fails (no key in the message).
+        KeyError
+            For a table that is not a raw table.
+        """
+        schemas.table(table)
+        if self._files:
+            yield from self._file_chunks(table, ref)
+        else:
+            yield from self._historical_chunks(table, ref)
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _header(self, path: Path) -> tuple[str, str | None]:
+        if path not in self._headers:
+            dbn = DbnFile(path)
+            self._headers[path] = (dbn.dataset, dbn.schema)
+        return self._headers[path]
+
+    def _definitions_from_files(self) -> dict[int, list[Definition]]:
+        if self._file_definitions is None:
+            defs: list[Definition] = []
+            for f in self._files:
+                if self._header(f)[1] == "definition":
+                    defs.extend(read_definitions(f))
+            self._file_definitions = index_definitions(defs)
+        return self._file_definitions
+
+    def _file_chunks(self, table: str, ref: PartitionRef) -> Iterator[TableChunk]:
+        lo, hi = _window_ns(table, ref.trade_date, self.settings)
+        seen: set[str] = set()
+        for f in self._files:
+            dataset, schema = self._header(f)
+            klass = asset_class(dataset, self.settings)
+            if schema is not None and table not in TABLES[klass].get(schema, ()):
                 continue
-            if out.setdefault(iid, raw_symbol) != raw_symbol:
-                raise SourceFormatError(
-                    str(path), None, "instrument_id",
-                    f"instrument {iid} maps to both {out[iid]!r} and {raw_symbol!r} in the file's symbology; "
-                    "read one date range at a time",
-                )
-    return out
+            dbn = DbnFile(f)
+            meta = dbn.metadata
+            end = meta.end if meta.end is not None and meta.end != UNDEF_TIMESTAMP else None
+            if (end is not None and end < lo - NS_PER_DAY) or meta.start > hi + NS_PER_DAY:
+                continue  # the file's request range cannot hold rows of this partition
+            yield from self._stream(dbn, str(f), klass, table, ref, self._definitions_from_files(), seen)
 
+    def _stream(self, dbn: DbnFile, name: str, klass: str, table: str, ref: PartitionRef,
+                definitions: dict[int, list[Definition]], seen: set[str]) -> Iterator[TableChunk]:
+        """Decode one stream and yield its rows of ``table`` for ``ref``."""
+        pending: Counter = Counter({"files": 1})
+        for schema_name, mappings, chunks in _streams(dbn, self.chunk_rows, None):
+            if table not in TABLES[klass].get(schema_name, ()):
+                continue
+            ctx = _context(name, dbn.dataset, schema_name, klass, SymbolMap(dbn.metadata, definitions, mappings),
+                           self.settings, self.underlying_for_root, schemas.BOOK_DEPTH)
+            conv = Converter(ctx, wanted=(table,))
+            before: Counter = Counter()
+            for start, records in chunks:
+                frame = conv.feed(start, records).get(table)
+                now = Counter(conv.stats)
+                pending.update(now - before)
+                before = now
+                yield from self._emit(frame, table, ref, pending, seen)
+            frame = conv.finish().get(table)
+            now = Counter(conv.stats)
+            pending.update(now - before)
+            yield from self._emit(frame, table, ref, pending, seen)
+            # the MBO replay's counts exist once the stream is over
+            pending.update({k: v for k, v in conv.final_stats().items() if k not in conv.stats and v})
+        if +pending:
+            yield TableChunk(table, schemas.empty_frame(schemas.table(table)), dict(+pending))
 
-def _symbols_from_stream(store) -> dict[int, str]:
-    """instrument_id -> raw symbol from a live capture's ``SymbolMappingMsg`` records."""
-    import databento_dbn
+    def _emit(self, frame: pl.DataFrame | None, table: str, ref: PartitionRef, pending: Counter,
+              seen: set[str]) -> Iterator[TableChunk]:
+        if frame is None or frame.height == 0:
+            return
+        dates = self._trade_dates(table, frame.get_column("_part_ts"))
+        keep = (frame.get_column("underlying") == ref.underlying) & (dates == ref.trade_date)
+        kept = frame.filter(keep)
+        pending["rows_other_partitions"] += frame.height - kept.height
+        if table == schemas.OPTION_CONTRACTS.name and kept.height:
+            # a contract defined again the same day (re-sent definitions): the first is kept
+            fresh = kept.unique(subset="option_symbol", keep="first", maintain_order=True)
+            fresh = fresh.filter(~pl.col("option_symbol").is_in(list(seen)))
+            pending["duplicate_contracts"] += kept.height - fresh.height
+            kept = fresh
+            seen.update(kept.get_column("option_symbol").to_list())
+        kept = pl.from_arrow(schemas.conform(_drop_part(kept), schemas.table(table), origin=f"databento {table}"))
+        for offset in range(0, kept.height, self.chunk_rows):
+            part = kept.slice(offset, self.chunk_rows)
+            pending["rows"] += part.height
+            yield TableChunk(table, part, dict(+pending))
+            pending.clear()
 
-    out: dict[int, str] = {}
-    for record in store:
-        if isinstance(record, databento_dbn.SymbolMappingMsg):
-            out[int(record.instrument_id)] = str(record.stype_out_symbol)
-    return out
+    # --- Historical ---------------------------------------------------------------------------
 
+    def _spool(self) -> Path:
+        if self._workdir is not None:
+            self._workdir.mkdir(parents=True, exist_ok=True)
+            return self._workdir
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="m17-databento-")
+        return Path(self._tmp.name)
 
-def _identity(
-    path: Path, instrument_ids: list[int], symbols: dict[int, str], roots: dict[str, str]
-) -> dict[int, tuple[str, str]]:
-    """instrument_id -> (raw symbol, underlying)."""
-    out: dict[int, tuple[str, str]] = {}
-    for iid in instrument_ids:
-        symbol = symbols.get(iid)
-        if symbol is None:
-            raise SourceFormatError(
-                str(path), None, "instrument_id", f"instrument {iid} has no raw symbol in the file's symbology"
-            )
+    def _fetch(self, request: HistoricalRequest) -> Path:
+        """Download one request's DBN (zstd) to the spool folder, once per source."""
+        import databento as db
+        from databento.common.error import BentoHttpError
+
+        path = self._downloads.get(request)
+        if path is not None and path.exists():
+            return path
+        key = self.__key
+        path = self._spool() / f"request-{len(self._downloads):05d}.{request.schema}.dbn.zst"
+        if path.exists():
+            path.unlink()
+        what = request.describe()
         try:
-            root = futures_root(symbol)
-        except ValueError as exc:
-            raise SourceFormatError(str(path), None, "symbol", str(exc)) from exc
-        if root not in roots:
-            raise SourceFormatError(
-                str(path),
-                None,
-                "symbol",
-                f"no underlying configured for futures root {root!r} ({symbol}); known roots {sorted(roots)} "
-                "(pass underlying_for_root or extend settings.universe.futures_proxies)",
+            client = db.Historical(key=key, gateway=self.gateway)
+            client.timeseries.get_range(
+                dataset=request.dataset, start=request.start, end=request.end, symbols=list(request.symbols),
+                schema=request.schema, stype_in=request.stype_in, path=path,
             )
-        out[iid] = (symbol, roots[root])
-    return out
+        except BentoHttpError as exc:
+            status = exc.http_status
+            hint = {401: "the API key was refused (check DATABENTO_API_KEY)",
+                    403: "the API key has no access to this dataset or schema",
+                    422: "the request was rejected (symbols, schema or dates)",
+                    429: "rate limited"}.get(status, "")
+            detail = _scrub(str(exc.message or ""), key)
+            raise DatabentoRequestError(
+                f"Databento Historical request {what} failed: HTTP {status}"
+                + (f", {hint}" if hint else "") + (f": {detail}" if detail else "")
+            ) from None
+        except Exception as exc:  # BentoError, requests' ConnectionError / SSLError, OSError: never the key
+            raise DatabentoRequestError(
+                f"Databento Historical request {what} failed: {type(exc).__name__}: {_scrub(str(exc), key)}"
+            ) from None
+        self._downloads[request] = path
+        return path
+
+    def _plan(self, table: str, ref: PartitionRef) -> tuple[HistoricalRequest, HistoricalRequest | None] | None:
+        """The data request for ``table`` and ``ref``, and the definitions request that
+        names its instruments (None when the data is requested by raw symbol)."""
+        cfg = self.settings.databento
+        schema = cfg.table_schemas.get(table)
+        if schema is None:
+            return None
+        klass = OPTIONS if table.startswith("option_") else EQUITIES if table.startswith("stock_") else FUTURES
+        dataset = {OPTIONS: cfg.options_dataset, EQUITIES: cfg.equities_dataset, FUTURES: cfg.futures_dataset}[klass]
+        u = ref.underlying
+        if klass == OPTIONS:
+            symbols, stype = tuple(cfg.option_parents.get(u, (f"{u}.OPT",))), "parent"
+        elif klass == EQUITIES:
+            symbols, stype = (u,), "raw_symbol"
+        else:
+            spec = cfg.futures_symbols.get(u)
+            if spec is None:
+                return None  # no futures proxy for this underlying: the table stays empty
+            symbols, stype = tuple(spec[0]), spec[1]
+        lo, hi = _window_ns(table, ref.trade_date, self.settings)
+        data = HistoricalRequest(dataset, schema, symbols, stype, lo, hi)
+        defs = None if stype == "raw_symbol" else HistoricalRequest(dataset, "definition", symbols, stype, lo, hi)
+        if schema == "definition":
+            defs = None
+        return data, defs
+
+    def _historical_chunks(self, table: str, ref: PartitionRef) -> Iterator[TableChunk]:
+        plan = self._plan(table, ref)
+        if plan is None:
+            return
+        data, defs_request = plan
+        definitions: dict[int, list[Definition]] = {}
+        if defs_request is not None:
+            definitions = index_definitions(read_definitions(self._fetch(defs_request)))
+        path = self._fetch(data)
+        klass = asset_class(data.dataset, self.settings)
+        yield from self._stream(DbnFile(path, name=data.describe()), data.describe(), klass, table, ref,
+                                definitions, set())
 
 
-def _venue(records: np.ndarray) -> str | None:
-    """Databento's venue code for the records' publisher (``GLBX`` for GLBX.MDP3)."""
-    from databento import Publisher
+def _scrub(text: str, key: str | None) -> str:
+    return text.replace(key, "***") if key else text
 
-    if not len(records):
-        return None
-    publishers = np.unique(records["publisher_id"]).tolist()
-    venues = set()
-    for pid in publishers:
-        try:
-            venues.add(str(Publisher.from_int(int(pid)).venue))
-        except (ValueError, KeyError):
-            venues.add(None)
-    return venues.pop() if len(venues) == 1 else None
-
-
-def _dollars(prices: np.ndarray) -> np.ndarray:
-    """Fixed-point 1e-9 int64 -> float64 dollars (NaN where undefined)."""
-    out = prices.astype(np.float64) / PRICE_SCALE
-    out[prices == UNDEF_PRICE] = np.nan
-    return out
-
-
-def _recv(records: np.ndarray) -> pl.Series:
-    recv = records["ts_recv"]
-    bad = (recv == np.uint64(UNDEF_TIMESTAMP)) | ((records["flags"] & F_BAD_TS_RECV) != 0)
-    return pl.Series("ts_recv_ns", recv.astype(np.int64)).set(pl.Series(bad), None)
-
-
-# --- tables -------------------------------------------------------------------------------
-
-
-def _event_columns(records: np.ndarray, iids: np.ndarray, identity: dict[int, tuple[str, str]]) -> dict:
-    """The columns every futures table starts with: event and receive times (ns UTC), the
-    packet sequence, and the instrument (raw symbol, vendor id, underlying it serves)."""
-    return {
-        "ts_ns": records["ts_event"].astype(np.int64),
-        "sequence": records["sequence"].astype(np.int64),
-        "ts_recv_ns": _recv(records),
-        "symbol": [identity[i][0] for i in iids.tolist()],
-        "instrument_id": iids,
-        "underlying": [identity[i][1] for i in iids.tolist()],
-    }
-
-
-def _trades(
-    path: Path,
-    records: np.ndarray,
-    actions: np.ndarray,
-    sides: np.ndarray,
-    instrument_ids: np.ndarray,
-    identity: dict[int, tuple[str, str]],
-    exchange: str | None,
-    source: str,
-) -> pl.DataFrame:
-    idx = np.flatnonzero(actions == "T")
-    t = records[idx]
-    bad = np.flatnonzero((t["ts_event"] == np.uint64(UNDEF_TIMESTAMP)) | (t["price"] == UNDEF_PRICE))
-    if len(bad):
-        field = "ts_event" if t["ts_event"][bad[0]] == np.uint64(UNDEF_TIMESTAMP) else "price"
-        raise SourceFormatError(str(path), int(idx[bad[0]]) + 1, field, f"trade record with an undefined {field}")
-    return pl.DataFrame(
-        {
-            **_event_columns(t, instrument_ids[idx], identity),
-            "price": _dollars(t["price"]),
-            "size": t["size"].astype(np.int64),
-            "exchange": pl.Series([exchange] * len(idx), dtype=pl.String),
-            "conditions": pl.Series([None] * len(idx), dtype=pl.List(pl.String)),
-            # CME reports the aggressor's order id on each trade record (0 = none, e.g. the
-            # opening auction print): it tells apart prints that share a packet, price and size
-            "trade_id": pl.Series([str(o) if o else None for o in t["order_id"].tolist()], dtype=pl.String),
-            "canceled": np.zeros(len(idx), dtype=bool),
-            "aggressor_side": [AGGRESSOR[s] for s in sides[idx].tolist()],
-            "source": pl.Series([source] * len(idx), dtype=pl.String),
-        }
-    )
-
-
-def _replay(
-    records: np.ndarray,
-    actions: np.ndarray,
-    sides: np.ndarray,
-    instrument_ids: np.ndarray,
-    identity: dict[int, tuple[str, str]],
-    source: str,
-    depth: int,
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Replay every record through one :class:`MboBook` per instrument; emit the book after each event."""
-    books: dict[int, MboBook] = {}
-    in_snapshot: dict[int, bool] = {}
-    traded: set[int] = set()
-    last_applied: dict[int, int] = {}
-    pending: dict[int, int] = {}  # instrument -> records applied since its last emission
-    emitted_idx: list[int] = []  # record index whose fields describe the emitted row
-    is_snapshot_row: list[bool] = []
-    levels: list[tuple] = []  # per row: bids, asks as returned by MboBook.top
-    crossed = locked = crossed_after_trade = 0
-
-    def emit(iid: int, i: int, snapshot: bool) -> None:
-        nonlocal crossed, locked, crossed_after_trade
-        bids, asks = books[iid].top(depth)
-        emitted_idx.append(i)
-        is_snapshot_row.append(snapshot)
-        levels.append((bids, asks))
-        pending[iid] = 0
-        if not snapshot and bids and asks:
-            if bids[0][0] > asks[0][0]:
-                crossed += 1
-                if iid in traded:
-                    crossed_after_trade += 1
-            elif bids[0][0] == asks[0][0]:
-                locked += 1
-
-    act = actions.tolist()
-    side = sides.tolist()
-    oid = records["order_id"].tolist()
-    px = records["price"].tolist()
-    sz = records["size"].tolist()
-    fl = records["flags"].tolist()
-    iids = instrument_ids.tolist()
-    for i in range(len(act)):
-        iid = iids[i]
-        book = books.get(iid)
-        if book is None:
-            book = books[iid] = MboBook()
-            in_snapshot[iid] = False
-            pending[iid] = 0
-        flags = fl[i]
-        snapshot = bool(flags & F_SNAPSHOT)
-        if in_snapshot[iid] and not snapshot:
-            # the snapshot ended without F_LAST: emit the book it built, once
-            emit(iid, last_applied[iid], True)
-            in_snapshot[iid] = False
-        if act[i] == "T":
-            traded.add(iid)
-        book.apply(act[i], side[i], oid[i], px[i], sz[i], flags)
-        last_applied[iid] = i
-        pending[iid] += 1
-        if snapshot:
-            in_snapshot[iid] = True
-            if flags & F_LAST:
-                emit(iid, i, True)
-                in_snapshot[iid] = False
-        elif flags & F_LAST:
-            emit(iid, i, False)
-    for iid, still in in_snapshot.items():
-        if still:
-            emit(iid, last_applied[iid], True)
-
-    book_stats = Counter()
-    for book in books.values():
-        book_stats.update(book.stats)
-    stats = {
-        "unknown_order_cancels": book_stats["unknown_cancel"],
-        "unknown_order_modifies": book_stats["unknown_modify"],
-        "duplicate_adds": book_stats["duplicate_add"],
-        "oversize_cancels": book_stats["oversize_cancel"],
-        "invalid_side_records": book_stats["invalid_side"],
-        "undefined_price_records": book_stats["undefined_price"],
-        "tob_records": book_stats["tob_records"],
-        "snapshot_rows": int(sum(is_snapshot_row)),
-        "crossed_book_events": crossed,
-        "locked_book_events": locked,
-        "crossed_book_events_after_first_trade": crossed_after_trade,
-        "trailing_records": int(sum(pending.values())),
-    }
-    return _mbp_frame(records, actions, sides, instrument_ids, identity, source, emitted_idx, levels), stats
-
-
-def _mbp_frame(
-    records: np.ndarray,
-    actions: np.ndarray,
-    sides: np.ndarray,
-    instrument_ids: np.ndarray,
-    identity: dict[int, tuple[str, str]],
-    source: str,
-    emitted_idx: list[int],
-    levels: list[tuple],
-) -> pl.DataFrame:
-    idx = np.asarray(emitted_idx, dtype=np.int64)
-    r = records[idx]
-    n = len(idx)
-    columns: dict[str, object] = {
-        **_event_columns(r, instrument_ids[idx], identity),
-        "action": actions[idx].tolist(),
-        "side": sides[idx].tolist(),
-        "event_price": _dollars(r["price"]),
-        "event_size": r["size"].astype(np.int64),
-    }
-    depth = schemas.BOOK_DEPTH
-    for s, name in enumerate(("bid", "ask")):
-        # MboBook.top returns the same tuple while a side's top levels are unchanged:
-        # fill one (level, field) block per distinct tuple and index rows into them
-        distinct: dict[int, int] = {}
-        blocks: list[tuple] = []
-        ref = np.empty(n, dtype=np.int64)
-        for row, pair in enumerate(levels):
-            side_levels = pair[s]
-            k = distinct.get(id(side_levels))
-            if k is None:
-                k = distinct[id(side_levels)] = len(blocks)
-                blocks.append(side_levels)
-            ref[row] = k
-        # size -1 marks an empty level (a resting level always has size >= 1)
-        cube = np.full((len(blocks), depth, 3), -1, dtype=np.int64)
-        for k, block in enumerate(blocks):
-            if block:
-                cube[k, : len(block)] = block
-        cube = cube[ref]
-        for k in range(depth):
-            empty = pl.Series(cube[:, k, 1] < 0)
-            price = cube[:, k, 0].astype(np.float64) / PRICE_SCALE
-            columns[f"{name}_px_{k:02d}"] = pl.Series(price).set(empty, None)
-            columns[f"{name}_sz_{k:02d}"] = pl.Series(cube[:, k, 1]).set(empty, None)
-            columns[f"{name}_ct_{k:02d}"] = pl.Series(cube[:, k, 2]).set(empty, None)
-    columns["source"] = pl.Series([source] * n, dtype=pl.String)
-    frame = pl.DataFrame(columns)
-    return frame.with_columns(pl.col("event_price").fill_nan(None))

@@ -3,6 +3,7 @@ in-process with ``market_data.kind`` set, against loopback stand-ins (no network
 
 import datetime as dt
 import gzip
+from pathlib import Path
 
 import boto3
 import dagster as dg
@@ -121,3 +122,20 @@ def test_flat_files_stream_into_the_raw_partitions(tmp_path, s3):
     failed = [(e.asset_key.path[-1], e.check_name) for e in result.get_asset_check_evaluations() if not e.passed]
     assert failed == []
     assert set(RAW_TABLES) >= {"option_trades", "option_quotes"}
+
+
+def test_databento_files_fill_the_same_partitions_as_the_samples(tmp_path):
+    from m17_platform.schemas import FUTURES_MBP10, FUTURES_TRADES
+
+    samples = Path(__file__).resolve().parents[2] / "data" / "samples"
+    mbo = samples / "databento_glbx_es_real" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
+    ref = PartitionRef(dt.date(2023, 12, 26), "SPY")
+    tables = ["futures_trades", "futures_mbp10"]
+    result, lake = ingest(tmp_path / "db", ref, {"kind": "databento", "databento_files": [str(mbo)]}, tables=tables)
+    assert result.success
+    expected, lake_s = ingest(tmp_path / "samples", ref, {"kind": "samples", "samples_dir": str(samples)}, tables=tables)
+    assert expected.success
+    for spec in (FUTURES_TRADES, FUTURES_MBP10):
+        got, want = lake.read(spec, ref, verify=True), lake_s.read(spec, ref, verify=True)
+        assert got.height > 1000 and got.equals(want), spec.name
+    assert lake.manifest(FUTURES_TRADES, ref).source.startswith("databento")

@@ -1,11 +1,14 @@
-"""MboBook on hand-made MBO record sequences (Databento action semantics), plus a
-randomized cross-check of the cached ``top`` against a brute-force book."""
+"""MboBook on hand-made MBO record sequences (Databento action semantics), a
+randomized cross-check of the cached ``top`` against a brute-force book, and MboReplay's
+emission points (after each event, once per snapshot) whatever the chunking. The real
+ESH4 book is tested in tests/m17_platform/sources/test_databento.py."""
 
 import random
 
+import numpy as np
 import pytest
 
-from m17_platform.book import ASK, BID, F_LAST, F_SNAPSHOT, F_TOB, UNDEF_PRICE, MboBook
+from m17_platform.book import ASK, BID, F_LAST, F_SNAPSHOT, F_TOB, UNDEF_PRICE, MboBook, MboReplay
 
 PX = 1_000_000_000  # fixed-point scale: 1 dollar
 
@@ -198,3 +201,53 @@ def test_random_sequences_match_a_brute_force_book():
     assert deepest > 10  # the sequence did exercise levels beyond the top 10
     assert book.order_count == len(orders)
     assert sum(v for k, v in book.stats.items() if k.startswith(("unknown", "oversize", "duplicate"))) == 0
+
+
+def _records(rows):
+    """MBO-like records: (action, side, order_id, price $ or None, size, flags); field ``n``
+    numbers them."""
+    dtype = [("order_id", "u8"), ("price", "i8"), ("size", "u4"), ("flags", "u1"), ("instrument_id", "u4"), ("n", "i4")]
+    out = np.zeros(len(rows), dtype=dtype)
+    for i, (_, _, oid, price, size, flags) in enumerate(rows):
+        out[i] = (oid, UNDEF_PRICE if price is None else px(price), size, flags, 7, i)
+    return out, [r[0] for r in rows], [r[1] for r in rows], [7] * len(rows)
+
+
+REPLAY = [
+    ("R", "N", 0, None, 0, F_SNAPSHOT),
+    ("A", "B", 1, 10.00, 5, F_SNAPSHOT),
+    ("A", "A", 2, 10.50, 3, F_SNAPSHOT),  # the snapshot ends without F_LAST
+    ("A", "B", 3, 10.25, 1, F_LAST),  # -> the snapshot's book, then this event's
+    ("C", "B", 3, 10.25, 1, 0),  # mid-event: not emitted on its own
+    ("A", "A", 4, 10.50, 2, F_LAST),
+    ("R", "N", 0, None, 0, F_SNAPSHOT),  # a recovery snapshot, open at the end of the stream
+    ("A", "B", 5, 9.75, 2, F_SNAPSHOT),
+]
+
+
+@pytest.mark.parametrize("chunk", [len(REPLAY), 1, 2, 3])
+def test_replay_emits_after_events_and_once_per_snapshot_whatever_the_chunks(chunk):
+    records, actions, sides, iids = _records(REPLAY)
+    replay = MboReplay(depth=2)
+    emitted, snaps, levels = [], [], []
+    for lo in range(0, len(REPLAY), chunk):
+        rows, s, lv = replay.feed(records[lo: lo + chunk], actions[lo: lo + chunk], sides[lo: lo + chunk],
+                                  iids[lo: lo + chunk])
+        emitted += rows["n"].tolist()
+        snaps += s
+        levels += lv
+    rows, s, lv = replay.finish()
+    emitted += rows["n"].tolist()
+    snaps += s
+    levels += lv
+    assert emitted == [2, 3, 5, 7]  # the record each emitted book is described by
+    assert snaps == [True, False, False, True]
+    assert levels == [
+        (((px(10.00), 5, 1),), ((px(10.50), 3, 1),)),
+        (((px(10.25), 1, 1), (px(10.00), 5, 1)), ((px(10.50), 3, 1),)),
+        (((px(10.00), 5, 1),), ((px(10.50), 5, 2),)),
+        (((px(9.75), 2, 1),), ()),
+    ]
+    stats = replay.stats()
+    assert stats["snapshot_rows"] == 2 and stats["trailing_records"] == 0
+    assert stats["crossed_book_events"] == stats["locked_book_events"] == 0

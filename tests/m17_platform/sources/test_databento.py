@@ -2,6 +2,7 @@
 17:00 ET pre-open and the first hour after the 18:00 ET open), ESM4 2024-05-08 (clear +
 snapshot), Databento's own tiny fixtures, and corrupt copies in tmp_path."""
 
+import bisect
 import datetime as dt
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import zstandard
 
 from m17_platform import schemas
-from m17_platform.book import F_LAST, MboBook
+from m17_platform.book import F_LAST, F_SNAPSHOT, MboBook
 from m17_platform.calendar import futures_trade_date
 from m17_platform.errors import SourceFormatError
 from m17_platform.sources.databento import futures_root, read_mbo, source_name
@@ -305,3 +306,75 @@ def test_unknown_action_code_names_the_record(tmp_path):
     with pytest.raises(SourceFormatError, match="unknown action code 'Z'") as info:
         read_mbo(path)
     assert (info.value.line, info.value.field) == (3, "action")
+
+
+def test_esh4_mbp10_rows_are_the_book_after_every_event(esh4, esh4_records):
+    """Every futures_mbp10 row (all 47,023) holds the top 10 levels of an independent book --
+    a plain dict of resting orders and per-side level sums, not MboBook -- after the record
+    the row names: the snapshot once when it completes, then each F_LAST record."""
+    a = esh4_records
+    act = a["action"].astype("U1").tolist()
+    side = a["side"].astype("U1").tolist()
+    oid = a["order_id"].tolist()
+    px = a["price"].tolist()
+    sz = a["size"].tolist()
+    fl = a["flags"].tolist()
+    orders: dict[int, tuple[str, int, int]] = {}
+    levels = {"B": {}, "A": {}}
+    prices = {"B": [], "A": []}  # ascending
+
+    def level(s, p, dsize, dcount):
+        lv = levels[s].get(p)
+        if lv is None:
+            lv = levels[s][p] = [0, 0]
+            bisect.insort(prices[s], p)
+        lv[0] += dsize
+        lv[1] += dcount
+        if lv[1] == 0:
+            del levels[s][p]
+            prices[s].remove(p)
+
+    def top():
+        bids = prices["B"][:-11:-1]
+        asks = prices["A"][:10]
+        return [(p, *levels["B"][p]) for p in bids], [(p, *levels["A"][p]) for p in asks]
+
+    mbp = esh4.tables["futures_mbp10"]
+    cols = [f"{s}_{f}_{k:02d}" for s in ("bid", "ask") for k in range(10) for f in ("px", "sz", "ct")]
+    rows = mbp.select(["sequence", "action", *cols]).rows()
+    expected = []
+    in_snapshot = False
+    for i in range(len(act)):
+        snapshot = bool(fl[i] & F_SNAPSHOT)
+        if in_snapshot and not snapshot:
+            expected.append((i - 1, top()))
+            in_snapshot = False
+        if act[i] == "A":
+            orders[oid[i]] = (side[i], px[i], sz[i])
+            level(side[i], px[i], sz[i], 1)
+        elif act[i] == "C":
+            s, p, q = orders.pop(oid[i])
+            if sz[i] < q:
+                orders[oid[i]] = (s, p, q - sz[i])
+                level(s, p, -sz[i], 0)
+            else:
+                level(s, p, -q, -1)
+        elif act[i] == "M":
+            s, p, q = orders.pop(oid[i])
+            level(s, p, -q, -1)
+            orders[oid[i]] = (side[i], px[i], sz[i])
+            level(side[i], px[i], sz[i], 1)
+        if snapshot:
+            in_snapshot = not fl[i] & F_LAST
+            if fl[i] & F_LAST:
+                expected.append((i, top()))
+        elif fl[i] & F_LAST:
+            expected.append((i, top()))
+    assert len(expected) == len(rows) == 47_023
+    for (i, (bids, asks)), row in zip(expected, rows):
+        assert (row[0], row[1]) == (a["sequence"][i], act[i])
+        want = []
+        for book_side in (bids, asks):
+            for k in range(10):
+                want += [book_side[k][0] / 1e9, book_side[k][1], book_side[k][2]] if k < len(book_side) else [None] * 3
+        assert list(row[2:]) == want, f"record {i + 1}"
