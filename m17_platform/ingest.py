@@ -86,7 +86,7 @@ def ingest_table(
 
     manifest = lake.write_chunks(spec, ref, frames(), source=source.name, stats=stats, settings=settings.ingest)
     truth = getattr(source, "ground_truth", None)
-    if truth is not None:
+    if truth is not None and table_name in source.tables():
         frame = truth(table_name, ref)
         if frame is not None:
             lake.write_truth(spec, ref, frame)

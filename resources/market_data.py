@@ -38,6 +38,7 @@ class MarketDataResource(ConfigurableResource):
 
     kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
     samples_dir: str = str(DEFAULT_SAMPLES_DIR)
+    synthetic_seed: int | None = Field(default=None, description="seed of the synthetic day (default SyntheticSettings.seed)")
     databento_files: list[str] = Field(
         default_factory=list,
         description="DBN files (zstd or plain, any schema) for kind=databento; empty: the Historical API with $DATABENTO_API_KEY",
@@ -71,6 +72,16 @@ class MarketDataResource(ConfigurableResource):
         settings = self.settings()
         if kind == "samples":
             return SamplesSource(self.samples_dir, settings)
+        if kind == "synthetic":
+            from m17_platform.sources.synthetic import SyntheticSource
+
+            return SyntheticSource(
+                replace(settings.synthetic, seed=self.synthetic_seed) if self.synthetic_seed is not None else settings.synthetic,
+                chunk_rows=settings.ingest.chunk_rows,
+                rates=settings.rates,
+                sessions=settings.sessions,
+                universe=settings.universe,
+            )
         if kind == "polygon":
             from m17_platform.sources.polygon import PolygonRestSource
 
