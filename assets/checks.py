@@ -34,6 +34,7 @@ def build_partition_checks(
     *,
     name: str,
     batched: bool = False,
+    inputs: Sequence[TableSchema] = (),
 ):
     """A ``multi_asset_check`` over one partition of ``spec``.
 
@@ -43,9 +44,13 @@ def build_partition_checks(
         an iterator of batches that never split an instrument
         (:meth:`m17_platform.lake.Lake.iter_batches`, ``QualitySettings.batch_rows``)
         instead of the whole frame, so a day larger than memory is checked in bounded memory.
+    inputs : tables the checks recompute from (a gold table's inputs): their partitions
+        are read (checksums verified) and passed as a third argument, a dict by table name;
+        the checks declare them as additional dependencies.
     """
     key = table_key(spec)
-    specs = [AssetCheckSpec(check, asset=key, description=text) for check, text in checks]
+    deps = [table_key(s) for s in inputs]
+    specs = [AssetCheckSpec(check, asset=key, description=text, additional_deps=deps or None) for check, text in checks]
 
     @multi_asset_check(name=name, specs=specs, can_subset=True)
     def _checks(context: AssetCheckExecutionContext, lake: LakeResource):
@@ -61,7 +66,8 @@ def build_partition_checks(
         else:
             data = store.read(spec, ref, verify=True)
         selected = {k.name for k in context.selected_asset_check_keys}
-        for outcome in evaluate(data, ref):
+        args = (data, ref, {s.name: store.read(s, ref, verify=True) for s in inputs}) if inputs else (data, ref)
+        for outcome in evaluate(*args):
             if outcome.name not in selected:
                 continue
             yield AssetCheckResult(

@@ -6,7 +6,9 @@ from dagster import AssetExecutionContext, MaterializeResult
 
 from assets.layer import enriched_asset, enriched_checks, write_partition
 from assets.partitions import partition_ref
-from m17_platform import enrichment
+import polars as pl
+
+from m17_platform import enrichment, expiry_batches
 from m17_platform.nbbo import join_quality
 from m17_platform.schemas import (
     FUTURES_MBP10,
@@ -20,6 +22,7 @@ from m17_platform.schemas import (
     STOCK_TRADES,
     STOCK_TRADES_ENRICHED,
 )
+from m17_platform.settings import DEFAULT
 from resources import LakeResource
 
 OPTION_INPUTS = [OPTION_TRADES, OPTION_QUOTES, STOCK_QUOTES, STOCK_TRADES, OPTION_CONTRACTS]
@@ -35,7 +38,11 @@ def _join_stats(frame) -> dict:
 @enriched_asset(OPTION_TRADES_ENRICHED, OPTION_INPUTS)
 def option_trades_enriched(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     ref, store = partition_ref(context.partition_key), lake.lake()
-    frame = enrichment.enrich_option_trades(*[store.read(s, ref) for s in OPTION_INPUTS])
+    trades, _, stock_quotes, stock_trades, contracts = [
+        None if s is OPTION_QUOTES else store.read(s, ref) for s in OPTION_INPUTS
+    ]
+    quote_batches = store.iter_batches(OPTION_QUOTES, ref, max_rows=DEFAULT.ingest.chunk_rows)
+    frame = pl.concat(expiry_batches.enrich_option_trades(trades, quote_batches, stock_quotes, stock_trades, contracts))
     return write_partition(context, lake, OPTION_TRADES_ENRICHED, frame, OPTION_INPUTS, _join_stats(frame))
 
 

@@ -1,12 +1,14 @@
 """Enriched layer, greeks: implied volatility and greeks of every option print and quote,
 with their checks (every OK IV reprices its input, solver statuses, agreement with the
-vendor's delta) beside them."""
+vendor's delta) beside them. Option quotes are read one expiry group at a time
+(:mod:`m17_platform.expiry_batches`), so a day of tens of millions of quotes streams."""
 
 from dagster import AssetExecutionContext, MaterializeResult
 
 from assets.layer import enriched_asset, enriched_checks, write_partition
 from assets.partitions import partition_ref
-from m17_platform import enrichment
+from m17_platform import enrichment, expiry_batches
+from m17_platform.expiry_batches import EXPIRY_GROUP, FORWARD_QUOTE_COLUMNS
 from m17_platform.schemas import (
     OPTION_CONTRACTS,
     OPTION_QUOTE_GREEKS,
@@ -17,10 +19,19 @@ from m17_platform.schemas import (
     RATES,
     STOCK_QUOTES,
 )
+from m17_platform.settings import DEFAULT
 from resources import LakeResource
 
 TRADE_INPUTS = [OPTION_TRADES_ENRICHED, OPTION_QUOTES, OPTION_CONTRACTS, RATES]
 QUOTE_INPUTS = [OPTION_QUOTES, OPTION_CONTRACTS, STOCK_QUOTES, OPTION_VENDOR_GREEKS, RATES]
+
+
+def _forward_quotes(store, ref):
+    """The columns of the partition's option quotes that parity forwards need, in batches
+    of whole expiries (bounded memory)."""
+    return store.iter_batches(
+        OPTION_QUOTES, ref, max_rows=DEFAULT.ingest.chunk_rows, group=EXPIRY_GROUP, columns=FORWARD_QUOTE_COLUMNS
+    )
 
 
 def _status_counts(frame, *columns: str) -> dict:
@@ -35,7 +46,9 @@ def _status_counts(frame, *columns: str) -> dict:
 @enriched_asset(OPTION_TRADE_GREEKS, TRADE_INPUTS)
 def option_trade_greeks(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     ref, store = partition_ref(context.partition_key), lake.lake()
-    frame = enrichment.option_trade_greeks(*[store.read(s, ref) for s in TRADE_INPUTS])
+    contracts, rates = store.read(OPTION_CONTRACTS, ref), store.read(RATES, ref)
+    forwards = expiry_batches.parity_forwards(_forward_quotes(store, ref), contracts, rates)
+    frame = enrichment.option_trade_greeks(store.read(OPTION_TRADES_ENRICHED, ref), forwards, contracts, rates)
     stats = _status_counts(frame, "iv_trade_status", "iv_mid_status")
     return write_partition(context, lake, OPTION_TRADE_GREEKS, frame, TRADE_INPUTS, stats)
 
@@ -43,8 +56,19 @@ def option_trade_greeks(context: AssetExecutionContext, lake: LakeResource) -> M
 @enriched_asset(OPTION_QUOTE_GREEKS, QUOTE_INPUTS)
 def option_quote_greeks(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     ref, store = partition_ref(context.partition_key), lake.lake()
-    frame = enrichment.option_quote_greeks(*[store.read(s, ref) for s in QUOTE_INPUTS])
-    return write_partition(context, lake, OPTION_QUOTE_GREEKS, frame, QUOTE_INPUTS, _status_counts(frame, "iv_status"))
+    _, contracts, stock_quotes, vendor, rates = [None if s is OPTION_QUOTES else store.read(s, ref) for s in QUOTE_INPUTS]
+    forwards = expiry_batches.parity_forwards(_forward_quotes(store, ref), contracts, rates)
+    stats: dict = {}
+
+    def counted(frames):
+        for frame in frames:
+            for key, n in _status_counts(frame, "iv_status").items():
+                stats[key] = stats.get(key, 0) + n
+            yield frame
+
+    batches = store.iter_batches(OPTION_QUOTES, ref, max_rows=DEFAULT.ingest.chunk_rows)
+    frames = expiry_batches.option_quote_greeks(batches, forwards, contracts, stock_quotes, vendor, rates)
+    return write_partition(context, lake, OPTION_QUOTE_GREEKS, counted(frames), QUOTE_INPUTS, stats)
 
 
 GREEKS_ASSETS = [option_trade_greeks, option_quote_greeks]

@@ -7,6 +7,7 @@ writes one partition through :func:`write_partition`; its checks come from
 
 from collections.abc import Sequence
 
+import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.checks import build_partition_checks, table_key
@@ -14,6 +15,7 @@ from assets.metadata import column_schema, manifest_metadata
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
 from m17_platform import enrichment
 from m17_platform.schemas import ENRICHED, TableSchema
+from m17_platform.settings import DEFAULT
 from resources import LakeResource
 
 
@@ -39,10 +41,13 @@ def write_partition(
     inputs: Sequence[TableSchema],
     stats: dict,
 ) -> MaterializeResult:
-    """Write ``frame`` as the run's partition of ``spec``; the manifest names the inputs."""
+    """Write ``frame`` (a polars DataFrame, or an iterator of them streamed through
+    :meth:`m17_platform.lake.Lake.write_chunks`; then ``stats`` is read after the last
+    chunk) as the run's partition of ``spec``; the manifest names the inputs."""
     ref, store = partition_ref(context.partition_key), lake.lake()
     source = "enriched from " + ", ".join(f"{s.layer}.{s.name}" for s in inputs)
-    manifest = store.write(spec, ref, frame, source=source, stats=stats)
+    chunks = [frame] if isinstance(frame, pl.DataFrame) else frame
+    manifest = store.write_chunks(spec, ref, chunks, source=source, stats=stats, settings=DEFAULT.ingest)
     return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))))
 
 
@@ -52,8 +57,9 @@ def enriched_checks(specs: Sequence[TableSchema]) -> list:
         build_partition_checks(
             spec,
             enrichment.CHECKS[spec.name],
-            lambda frame, ref, name=spec.name: enrichment.check_table(name, frame),
+            lambda batches, ref, name=spec.name: enrichment.check_table_batches(name, batches),
             name=f"{spec.name}_checks",
+            batched=True,
         )
         for spec in specs
     ]

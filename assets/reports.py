@@ -1,7 +1,9 @@
 """Gold layer, reports: the daily report of each partition (HTML with plots).
 
 The report re-runs every table's checks on what the lake holds, so its check
-table shows the same outcomes the raw asset checks record.
+table shows the same outcomes the asset checks record. Raw and enriched tables are
+checked in batches (bounded memory), and a table with more than
+``ReportSettings.max_full_rows`` rows brings only the columns the plots read.
 """
 
 from pathlib import Path
@@ -10,9 +12,10 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets.checks import table_key
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
-from m17_platform import enrichment, quality
-from m17_platform.report import build_daily_report, write_report
+from m17_platform import enrichment, flow, quality
+from m17_platform.report import PLOT_COLUMNS, build_daily_report, write_report
 from m17_platform.schemas import ALL_TABLES, GOLD, RAW
+from m17_platform.settings import DEFAULT
 from resources import LakeResource
 
 
@@ -32,13 +35,16 @@ def daily_report(context: AssetExecutionContext, lake: LakeResource) -> Material
         manifest = store.manifest(spec, ref)
         if manifest is None:
             continue
-        frame = store.read(spec, ref)
-        tables[name] = frame
         manifests[name] = {"source": manifest.source, "sha256": manifest.sha256, "written_at": manifest.written_at}
+        batches = store.iter_batches(spec, ref, max_rows=DEFAULT.quality.batch_rows)
         if spec.layer == RAW:
-            checks[name] = quality.validate_table(frame, spec, ref.trade_date)
-        else:
-            checks[name] = enrichment.check_table(name, frame)
+            checks[name] = quality.validate_batches(batches, spec, ref.trade_date)
+        elif spec.layer != GOLD:
+            checks[name] = enrichment.check_table_batches(name, batches)
+        large = manifest.rows > DEFAULT.report.max_full_rows
+        tables[name] = store.read(spec, ref, columns=[c for c in spec.columns if c in PLOT_COLUMNS] if large else None)
+        if spec.layer == GOLD and all(n in tables for n in flow.checks.INPUTS[name]):
+            checks[name] = flow.check_table(name, tables[name], tables)
     report = build_daily_report(ref.trade_date, ref.underlying, tables, checks, manifests=manifests)
     path = write_report(report, report_path(lake.reports_root, ref))
     failed = sum(1 for outcomes in checks.values() for o in outcomes if not o.passed)

@@ -7,6 +7,7 @@ take their defaults from :mod:`m17_platform.settings` and can be overridden as r
 from dagster import Definitions
 
 from assets.enriched import ENRICHED_TRADE_ASSETS, ENRICHED_TRADE_CHECKS
+from assets.flow import FLOW_ASSETS, FLOW_CHECKS
 from assets.greeks import GREEKS_ASSETS, GREEKS_CHECKS
 from assets.jobs import ingest_job, main_job
 from assets.raw import RAW_ASSETS, RAW_CHECKS
@@ -15,8 +16,8 @@ from resources import DuckDBResource, LakeResource, MarketDataResource
 from sensors import SCHEDULES, SENSORS
 
 defs = Definitions(
-    assets=[*RAW_ASSETS, *ENRICHED_TRADE_ASSETS, *GREEKS_ASSETS, daily_report],
-    asset_checks=[*RAW_CHECKS, *ENRICHED_TRADE_CHECKS, *GREEKS_CHECKS],
+    assets=[*RAW_ASSETS, *ENRICHED_TRADE_ASSETS, *GREEKS_ASSETS, *FLOW_ASSETS, daily_report],
+    asset_checks=[*RAW_CHECKS, *ENRICHED_TRADE_CHECKS, *GREEKS_CHECKS, *FLOW_CHECKS],
     jobs=[main_job, ingest_job],
     resources={
         "lake": LakeResource(),

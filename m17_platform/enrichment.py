@@ -15,6 +15,8 @@ their ``source`` prefix; other quotes join at or before ts_ns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import polars as pl
 
@@ -160,7 +162,7 @@ def enrich_futures_trades(trades: pl.DataFrame, mbp10: pl.DataFrame, settings: S
 # --- greeks ----------------------------------------------------------------------------------
 
 
-def _rate_inputs(rates: pl.DataFrame, settings: Settings) -> tuple[float, float]:
+def rate_inputs(rates: pl.DataFrame, settings: Settings = DEFAULT) -> tuple[float, float]:
     """(rate, dividend_yield) of the partition: the shortest tenor of the rates table, or
     the configured constant when the table is empty."""
     if rates.height == 0:
@@ -265,7 +267,7 @@ def _attach_forward(frame: pl.DataFrame, forwards: pl.DataFrame) -> pl.DataFrame
 
 def option_trade_greeks(
     enriched: pl.DataFrame,
-    quotes: pl.DataFrame,
+    forwards: pl.DataFrame,
     contracts: pl.DataFrame,
     rates: pl.DataFrame,
     settings: Settings = DEFAULT,
@@ -276,11 +278,12 @@ def option_trade_greeks(
     Spot-priced roots use Black-Scholes-Merton on the underlying price chosen by
     ``GreeksSettings.underlying_price_source``; forward-priced roots
     (``UniverseSettings.forward_roots``, e.g. VIX) use Black-76 on the put-call-parity
-    forward of :func:`parity_forwards`. Every row says which.
+    forward ``forwards`` (:func:`parity_forwards` of the partition's option quotes,
+    computed per expiry group for a large partition). Every row says which.
     """
-    rate, q = _rate_inputs(rates, settings)
+    rate, q = rate_inputs(rates, settings)
     frame = _with_expiry(enriched.with_columns(_mid().alias("mid")), contracts, settings)
-    frame = _attach_forward(frame, parity_forwards(quotes, contracts, rate, settings))
+    frame = _attach_forward(frame, forwards)
     spot, label = _spot(settings, "underlying_")
     frame = _underlying_for_model(frame, spot, label, [("parity_forward", "parity_forward")], settings)
     frame = frame.with_columns(pl.lit(rate).alias("rate"), pl.lit(q).alias("dividend_yield"))
@@ -309,6 +312,8 @@ def option_quote_greeks(
     vendor: pl.DataFrame,
     rates: pl.DataFrame,
     settings: Settings = DEFAULT,
+    *,
+    forwards: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The ``option_quote_greeks`` rows: IV and greeks of every option quote from its mid,
     beside the vendor's values at the same quote where the source has them.
@@ -316,9 +321,11 @@ def option_quote_greeks(
     Spot for BSM roots: the underlying's prevailing quote (``underlying_price_source``)
     at or before the option quote, else the vendor's underlying price at that quote.
     Forward for Black-76 roots: the vendor's implied forward (Cboe's
-    ``implied_underlying_price``), else the put-call-parity forward.
+    ``implied_underlying_price``), else the put-call-parity forward: ``forwards`` when
+    given (:func:`parity_forwards` of the whole partition, for a batch of its quotes),
+    else computed from ``quotes``.
     """
-    rate, q = _rate_inputs(rates, settings)
+    rate, q = rate_inputs(rates, settings)
     frame = _with_expiry(quotes.with_columns(_mid().alias("mid")), contracts, settings)
     keys = frame.with_row_index("_row").select("_row", "underlying", "ts_ns")
     uq = stock_quotes.filter(pl.col("symbol") == pl.col("underlying")).select(
@@ -334,7 +341,7 @@ def option_quote_greeks(
         pl.col("implied_volatility").alias("vendor_iv"), *[pl.col(g).alias(f"vendor_{g}") for g in GREEK_COLUMNS[:4]],
     ).unique(["option_symbol", "ts_ns"], keep="last")
     frame = frame.join(v, on=["option_symbol", "ts_ns"], how="left", maintain_order="left")
-    frame = _attach_forward(frame, parity_forwards(quotes, contracts, rate, settings))
+    frame = _attach_forward(frame, parity_forwards(quotes, contracts, rate, settings) if forwards is None else forwards)
     spot, label = _spot(settings, "u_")
     frame = _underlying_for_model(
         frame.with_columns(pl.coalesce(spot, pl.col("_v_spot")).alias("_spot"),
@@ -415,35 +422,54 @@ def greeks_checks(frame: pl.DataFrame, iv_pairs: list[tuple[str, str, str]], set
     """``reprice`` (every OK IV reprices its input within ``max_reprice_error``, ERROR),
     ``iv_status`` (no NOT_CONVERGED solve; status counts as metadata, WARN) and, where
     vendor greeks exist, ``vendor_delta`` (median |delta - vendor delta| within
-    ``max_vendor_delta_median``, WARN)."""
+    ``max_vendor_delta_median``, WARN). The one-batch case of :func:`greeks_checks_batches`."""
+    return greeks_checks_batches([frame], iv_pairs, settings)
+
+
+def greeks_checks_batches(
+    batches: Iterable[pl.DataFrame], iv_pairs: list[tuple[str, str, str]], settings: Settings = DEFAULT
+) -> list[CheckOutcome]:
+    """:func:`greeks_checks` over a partition given in batches, in bounded memory: the
+    worst repricing error is the largest of the batches', status counts are summed, and
+    the vendor-delta median is taken over every batch's differences (8 bytes per row)."""
     quality = settings.quality
     reprice_meta: dict = {"max_reprice_error": quality.max_reprice_error}
-    worst = 0.0
-    status_meta: dict = {"rows": frame.height}
-    not_converged = 0
-    for price_col, iv_col, status_col in iv_pairs:
-        n, err = _reprice_error(frame, price_col, iv_col, status_col)
-        reprice_meta[f"{iv_col}_ok_rows"] = n
-        reprice_meta[f"{iv_col}_max_rel_error"] = err
-        worst = max(worst, err)
-        for status, count in frame.get_column(status_col).value_counts().iter_rows():
-            status_meta[f"{status_col}.{status}"] = int(count)
-            if status == IVStatus.NOT_CONVERGED.name:
-                not_converged += int(count)
+    status_meta: dict = {"rows": 0}
+    ok_rows = {iv_col: 0 for _, iv_col, _ in iv_pairs}
+    errors = {iv_col: 0.0 for _, iv_col, _ in iv_pairs}
+    diffs: list[pl.Series] = []
+    has_vendor = False
+    for frame in batches:
+        status_meta["rows"] += frame.height
+        for price_col, iv_col, status_col in iv_pairs:
+            n, err = _reprice_error(frame, price_col, iv_col, status_col)
+            ok_rows[iv_col] += n
+            errors[iv_col] = max(errors[iv_col], err)
+            for status, count in frame.get_column(status_col).value_counts().iter_rows():
+                key = f"{status_col}.{status}"
+                status_meta[key] = status_meta.get(key, 0) + int(count)
+        if "vendor_delta" in frame.columns:
+            has_vendor = True
+            both = frame.filter(pl.col("delta").is_not_null() & pl.col("vendor_delta").is_not_null())
+            diffs.append((both.get_column("delta") - both.get_column("vendor_delta")).abs())
+    for _, iv_col, _ in iv_pairs:
+        reprice_meta[f"{iv_col}_ok_rows"] = ok_rows[iv_col]
+        reprice_meta[f"{iv_col}_max_rel_error"] = errors[iv_col]
+    worst = max(errors.values(), default=0.0)
+    not_converged = sum(v for k, v in status_meta.items() if k.endswith("." + IVStatus.NOT_CONVERGED.name))
     out = [
         CheckOutcome("reprice", worst <= quality.max_reprice_error, ERROR,
                      "every OK implied volatility reprices its input price", reprice_meta),
         CheckOutcome("iv_status", not_converged == 0, WARN, "no implied-volatility solve ends NOT_CONVERGED", status_meta),
     ]
-    if "vendor_delta" in frame.columns:
-        both = frame.filter(pl.col("delta").is_not_null() & pl.col("vendor_delta").is_not_null())
-        d = (both.get_column("delta") - both.get_column("vendor_delta")).abs()
-        med = float(d.median()) if both.height else 0.0
-        p95 = float(d.quantile(0.95)) if both.height else 0.0
+    if has_vendor:
+        d = pl.concat(diffs) if diffs else pl.Series([], dtype=pl.Float64)
+        med = float(d.median()) if len(d) else 0.0
+        p95 = float(d.quantile(0.95)) if len(d) else 0.0
         out.append(CheckOutcome(
             "vendor_delta", med <= quality.max_vendor_delta_median, WARN,
             f"median |delta - vendor delta| at most {quality.max_vendor_delta_median}",
-            {"n": both.height, "median_abs_diff": med, "p95_abs_diff": p95,
+            {"n": len(d), "median_abs_diff": med, "p95_abs_diff": p95,
              "max_vendor_delta_median": quality.max_vendor_delta_median},
         ))
     return out
@@ -473,6 +499,24 @@ CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 """The checks of each enriched table: (name, description), declared before any data exists."""
+
+
+def check_table_batches(name: str, batches: Iterable[pl.DataFrame], settings: Settings = DEFAULT) -> list[CheckOutcome]:
+    """:func:`check_table` over a partition given in batches: the greeks tables are
+    checked batch by batch (:func:`greeks_checks_batches`, bounded memory); the trade
+    tables, one row per print, are checked whole.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not an enriched table.
+    """
+    if name == OPTION_TRADE_GREEKS.name:
+        return greeks_checks_batches(batches, [("price", "iv_trade", "iv_trade_status"), ("mid", "iv_mid", "iv_mid_status")], settings)
+    if name == OPTION_QUOTE_GREEKS.name:
+        return greeks_checks_batches(batches, [("mid", "iv", "iv_status")], settings)
+    frames = list(batches)
+    return check_table(name, pl.concat(frames) if len(frames) > 1 else frames[0], settings)
 
 
 def check_table(name: str, frame: pl.DataFrame, settings: Settings = DEFAULT) -> list[CheckOutcome]:

@@ -441,13 +441,17 @@ class Lake:
     def exists(self, spec: TableSchema, ref: PartitionRef) -> bool:
         return (self.partition_dir(spec, ref) / MANIFEST_NAME).exists()
 
-    def read(self, spec: TableSchema, ref: PartitionRef, *, verify: bool = False) -> pl.DataFrame:
+    def read(
+        self, spec: TableSchema, ref: PartitionRef, *, verify: bool = False, columns: list[str] | None = None
+    ) -> pl.DataFrame:
         """Read a partition as a polars DataFrame with the table's schema.
 
         Parameters
         ----------
         verify : bool
             Recompute each file's sha256 and compare it to the manifest.
+        columns : list of str, optional
+            Read only these columns (in this order); all by default.
 
         Raises
         ------
@@ -465,9 +469,14 @@ class Lake:
                 actual = _sha256(path)
                 if actual != entry.sha256:
                     raise LakeError(f"{path}: sha256 {actual} does not match the manifest's {entry.sha256}")
-            frames.append(pl.from_arrow(pq.read_table(path, schema=spec.schema)))
+            if columns is None:
+                frames.append(pl.from_arrow(pq.read_table(path, schema=spec.schema)))
+            else:
+                schema = pa.schema([spec.schema.field(c) for c in columns])
+                frames.append(pl.from_arrow(pq.read_table(path, columns=columns).cast(schema)))
         if not frames:
-            return pl.from_arrow(spec.schema.empty_table())
+            empty = pl.from_arrow(spec.schema.empty_table())
+            return empty if columns is None else empty.select(columns)
         return pl.concat(frames) if len(frames) > 1 else frames[0]
 
     def iter_batches(
@@ -478,6 +487,7 @@ class Lake:
         max_rows: int,
         verify: bool = False,
         group: pl.Expr | None = None,
+        columns: list[str] | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Read a partition in stored order, in batches of about ``max_rows`` rows that
         never split a group (by default the instrument, so per-instrument order and
@@ -486,7 +496,8 @@ class Lake:
 
         ``group`` is an expression whose equal values form contiguous runs in stored
         order (e.g. root and expiration for option tables sorted by OCC symbol). Tables
-        without an instrument column and no ``group`` come as one batch.
+        without an instrument column and no ``group`` come as one batch. ``columns``
+        reads only those columns (they must include the ones ``group`` uses).
 
         Raises
         ------
@@ -497,8 +508,10 @@ class Lake:
         if manifest is None:
             raise LakeError(f"{spec.layer}.{spec.name} partition {ref} does not exist under {self.root}")
         if (spec.instrument is None and group is None) or manifest.rows <= max_rows:
-            yield self.read(spec, ref, verify=verify)
+            frame = self.read(spec, ref, verify=verify)
+            yield frame if columns is None else frame.select(columns)
             return
+        schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
         key = pl.col(spec.instrument) if group is None else group
         pdir = self.partition_dir(spec, ref)
         pending: list[pl.DataFrame] = []
@@ -508,8 +521,8 @@ class Lake:
             if verify and _sha256(path) != entry.sha256:
                 raise LakeError(f"{path}: sha256 does not match the manifest's {entry.sha256}")
             pfile = pq.ParquetFile(path)
-            for group in range(pfile.num_row_groups):
-                part = pl.from_arrow(pfile.read_row_group(group).cast(spec.schema))
+            for row_group in range(pfile.num_row_groups):
+                part = pl.from_arrow(pfile.read_row_group(row_group, columns=columns).cast(schema))
                 pending.append(part)
                 held += part.height
                 if held < max_rows:

@@ -173,6 +173,12 @@ def _with_et(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
     return frame.select(["bucket_start_ns", "bucket_start_et", *rest])
 
 
+PLOT_COLUMNS: frozenset[str] = frozenset(
+    {"ts_ns", "size", "canceled", "option_symbol", "right", "price", "multiplier", "bid", "ask", "bid_px_00", "ask_px_00"}
+)
+"""Every column the report's plots read: a large table need only bring these."""
+
+
 def _not_canceled(frame: pl.DataFrame) -> pl.Expr:
     if "canceled" in frame.columns:
         return pl.col("canceled").fill_null(False).not_()

@@ -534,7 +534,295 @@ ENRICHED_TABLES: dict[str, TableSchema] = {
     )
 }
 
-ALL_TABLES: dict[str, TableSchema] = {**RAW_TABLES, **ENRICHED_TABLES}
+# --- gold tables (flow analytics, m17_platform.flow) --------------------------------------
+
+
+def _nullable_option_identity(what: str) -> list[pa.Field]:
+    return [
+        col("option_symbol", pa.string(), "OCC symbol", f"OCC/OSI symbol of the contract ({what})", nullable=True),
+        col("root", pa.string(), "ticker", f"option root / trading class ({what})", nullable=True),
+        col("expiration", pa.date32(), "date", f"last trading day of the contract ({what})", nullable=True),
+        col("strike", pa.float64(), "dollars", "strike price (contract and strike grains)", nullable=True),
+        col("right", pa.string(), "C|P", "C for call, P for put (contract and strike grains)", nullable=True),
+    ]
+
+
+def _flow_measures(prefix: str = "", what: str = "in the window") -> list[pa.Field]:
+    return [
+        col(f"{prefix}trades", pa.int64(), "count", f"prints {what} (canceled prints excluded)"),
+        col(f"{prefix}volume", pa.int64(), "contracts", f"contracts traded {what}"),
+        col(f"{prefix}premium", pa.float64(), "dollars", f"premium {what}: sum of price x size x multiplier"),
+    ]
+
+
+FLOW_WINDOWS = TableSchema(
+    name="flow_windows",
+    layer=GOLD,
+    schema=pa.schema(
+        [
+            col("grain", pa.string(), "contract|strike|underlying",
+                "roll-up: one contract, one strike and right (all expirations), or the whole underlying"),
+            col("window_ns", pa.int64(), "ns", "window length (FlowSettings.window_seconds; 10 min = M17's SPY windows)"),
+            col("window_start_ns", pa.int64(), "ns since epoch, UTC", "window start (inclusive), a multiple of window_ns"),
+            col("window_end_ns", pa.int64(), "ns since epoch, UTC", "window end (exclusive)"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+        ]
+        + _nullable_option_identity("contract grain")
+        + _flow_measures()
+        + [
+            col("buy_volume", pa.int64(), "contracts", "contracts of buyer-initiated prints (side buy)"),
+            col("sell_volume", pa.int64(), "contracts", "contracts of seller-initiated prints (side sell)"),
+            col("unknown_volume", pa.int64(), "contracts", "contracts of prints whose side is unknown"),
+            col("buy_premium", pa.float64(), "dollars", "premium of buyer-initiated prints"),
+            col("sell_premium", pa.float64(), "dollars", "premium of seller-initiated prints"),
+            col("unknown_premium", pa.float64(), "dollars", "premium of prints whose side is unknown"),
+            col("net_premium", pa.float64(), "dollars", "buy_premium - sell_premium"),
+            col("delta_flow", pa.float64(), "dollars",
+                "signed delta flow: sum of side x size x multiplier x delta x S (side +1 buy, -1 sell, 0 unknown)"),
+            col("gamma_flow", pa.float64(), "dollars per 1% move",
+                "signed gamma flow: sum of side x size x multiplier x gamma x S^2 x 0.01"),
+            col("greeks_missing", pa.int64(), "count", "prints without delta, gamma or S (left out of the greek flows)"),
+            col("cum_trades", pa.int64(), "count", "trades from the first window of the day through this one"),
+            col("cum_volume", pa.int64(), "contracts", "volume from the first window of the day through this one"),
+            col("cum_premium", pa.float64(), "dollars", "premium from the first window of the day through this one"),
+            col("cum_net_premium", pa.float64(), "dollars", "net premium from the first window of the day through this one"),
+            col("cum_delta_flow", pa.float64(), "dollars", "delta flow from the first window of the day through this one"),
+            col("cum_gamma_flow", pa.float64(), "dollars per 1% move", "gamma flow from the first window of the day through this one"),
+        ]
+    ),
+    sort_key=("grain", "window_ns", "option_symbol", "strike", "right", "window_start_ns"),
+    instrument=None,
+    dedup_key=("grain", "window_ns", "option_symbol", "strike", "right", "window_start_ns"),
+    description="option flow per window (1 and 10 min) per contract, strike/right and underlying: volume, premium "
+    "by aggressor, signed delta and gamma flow, and cumulative intraday series; a plain-text 10-min summary "
+    "(windows.txt) beside it",
+)
+
+FLOW_PACKETS = TableSchema(
+    name="flow_packets",
+    layer=GOLD,
+    schema=pa.schema(
+        [
+            col("packet_id", pa.string(), "text", "option_symbol@first print's ts_ns"),
+            col("ts_ns", pa.int64(), "ns since epoch, UTC", "first print of the packet"),
+            col("end_ts_ns", pa.int64(), "ns since epoch, UTC", "last print of the packet"),
+        ]
+        + _option_identity()
+        + [
+            col("prints", pa.int64(), "count", "prints in the packet"),
+            col("size", pa.int64(), "contracts", "contracts in the packet"),
+            col("premium", pa.float64(), "dollars", "sum of price x size x multiplier"),
+            col("multiplier", pa.int64(), "shares per contract", "contract multiplier"),
+            col("vwap", pa.float64(), "dollars", "size-weighted average price, sum(price x size) / sum(size)"),
+            col("price_min", pa.float64(), "dollars", "lowest print price"),
+            col("price_max", pa.float64(), "dollars", "highest print price"),
+            col("bid", pa.float64(), "dollars", "NBBO bid at the first print", nullable=True),
+            col("ask", pa.float64(), "dollars", "NBBO ask at the first print", nullable=True),
+            col("price_max_vs_ask", pa.float64(), "dollars", "price_max - ask at the first print (> 0: through the ask)", nullable=True),
+            col("price_min_vs_bid", pa.float64(), "dollars", "price_min - bid at the first print (< 0: through the bid)", nullable=True),
+            col("exchanges", pa.list_(pa.string()), "vendor codes", "distinct exchanges the prints hit, sorted"),
+            col("exchange_count", pa.int64(), "count", "number of distinct exchanges"),
+            col("buy_volume", pa.int64(), "contracts", "contracts of buyer-initiated prints"),
+            col("sell_volume", pa.int64(), "contracts", "contracts of seller-initiated prints"),
+            col("unknown_volume", pa.int64(), "contracts", "contracts of prints whose side is unknown"),
+            col("side", pa.string(), "buy|sell|mixed|unknown",
+                "dominant side when its share of the contracts reaches ClassifierSettings.min_aggressor_ratio"),
+            col("side_share", pa.float64(), "0-1", "share of the contracts on the larger of buy and sell"),
+            col("above_ask_volume", pa.int64(), "contracts", "contracts printed above the ask (AA)"),
+            col("at_ask_volume", pa.int64(), "contracts", "contracts printed at the ask (A)"),
+            col("mid_volume", pa.int64(), "contracts", "contracts printed inside the spread (MID)"),
+            col("at_bid_volume", pa.int64(), "contracts", "contracts printed at the bid (B)"),
+            col("below_bid_volume", pa.int64(), "contracts", "contracts printed below the bid (BB)"),
+            col("placement", pa.string(), "AA|A|MID|B|BB", "placement with the most contracts", nullable=True),
+            col("nbbo_coverage", pa.float64(), "0-1", "share of prints with a usable NBBO (the enrichment's usable flags)"),
+            col("nbbo_fresh_share", pa.float64(), "0-1",
+                "share of prints with a usable NBBO no older than SignalFilterSettings.nbbo_max_age_ms"),
+            col("side_confidence", pa.float64(), "0-1", "size-weighted mean side_confidence of the prints"),
+            col("iso", pa.bool_(), "flag", "a print carries an intermarket sweep (ISO) condition"),
+            col("delta_flow", pa.float64(), "dollars", "signed delta flow of the packet"),
+            col("gamma_flow", pa.float64(), "dollars per 1% move", "signed gamma flow of the packet"),
+            col("evidence_trade_ids", pa.list_(pa.string()), "trade ids",
+                "the prints: trade_id, or option_symbol@ts_ns:sequence when the vendor gives none"),
+            col("presets", pa.list_(pa.string()), "preset names", "signal-filtering presets the packet passes (seed 004)"),
+        ]
+    ),
+    sort_key=("option_symbol", "ts_ns"),
+    instrument="option_symbol",
+    dedup_key=("packet_id",),
+    description="flow packets: prints of one contract within FlowSettings.packet_window_ms of the first, with premium, "
+    "exchanges, price vs NBBO, aggressor mix and the trade ids as evidence (seed 004)",
+)
+
+FLOW_ALERTS = TableSchema(
+    name="flow_alerts",
+    layer=GOLD,
+    schema=pa.schema(
+        [
+            col("alert_id", pa.string(), "text", "classifier:option_symbol:ts_ns of the first evidence print"),
+            col("ts_ns", pa.int64(), "ns since epoch, UTC", "when the alert is known: its last evidence print"),
+            col("start_ts_ns", pa.int64(), "ns since epoch, UTC", "its first evidence print"),
+        ]
+        + _option_identity()
+        + [
+            col("classifier", pa.string(), "sweep|block|repeated_hits|spike|zero_dte_burst|vertical|straddle|strangle|multi_leg",
+                "the classifier that fired (ClassifierSettings)"),
+            col("side", pa.string(), "buy|sell|mixed|unknown", "aggressor side of the evidence"),
+            col("confidence", pa.float64(), "0-1", "mean of the classifier's factors (see reasons)"),
+            col("reasons", pa.list_(pa.string()), "text", "why it fired and what set the confidence, one line each"),
+            col("evidence_trade_ids", pa.list_(pa.string()), "trade ids",
+                "the prints behind it: trade_id, or option_symbol@ts_ns:sequence when the vendor gives none"),
+            col("evidence_count", pa.int64(), "count", "number of evidence prints"),
+            col("legs", pa.list_(pa.string()), "OCC symbols", "contracts involved (one, or the legs of a structure)"),
+            col("premium", pa.float64(), "dollars", "premium of the evidence prints"),
+            col("size", pa.int64(), "contracts", "contracts of the evidence prints"),
+            col("premium_z", pa.float64(), "standard deviations", "spike: premium z-score against the baseline", nullable=True),
+            col("size_z", pa.float64(), "standard deviations", "spike: size z-score against the baseline", nullable=True),
+            col("baseline_n", pa.int64(), "count", "spike: prints in the baseline", nullable=True),
+            col("baseline_premium_mean", pa.float64(), "dollars", "spike: mean premium of the baseline prints", nullable=True),
+            col("baseline_size_mean", pa.float64(), "contracts", "spike: mean size of the baseline prints", nullable=True),
+            col("baseline_first_ts_ns", pa.int64(), "ns since epoch, UTC", "spike: first baseline print", nullable=True),
+            col("baseline_last_ts_ns", pa.int64(), "ns since epoch, UTC", "spike: last baseline print (before the alert's)", nullable=True),
+            col("presets", pa.list_(pa.string()), "preset names", "signal-filtering presets the alert passes (seed 004)"),
+        ]
+    ),
+    sort_key=("ts_ns", "classifier", "alert_id"),
+    instrument=None,
+    dedup_key=("alert_id",),
+    description="one row per classifier hit (sweep, block, repeated hits, spike, 0DTE burst, multi-leg) with confidence, "
+    "reasons, presets passed and evidence trade ids that resolve to the prints (seed 004)",
+)
+
+GAMMA_EXPOSURE = TableSchema(
+    name="gamma_exposure",
+    layer=GOLD,
+    schema=pa.schema(
+        [
+            col("ts_ns", pa.int64(), "ns since epoch, UTC",
+                "as-of instant: customer_flow uses prints strictly before it; open_interest the snapshots at or before it"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+            col("source", pa.string(), "customer_flow|open_interest", "what the dealer position comes from"),
+            col("grain", pa.string(), "strike|total", "one strike (calls and puts, all expirations) or the whole chain"),
+            col("strike", pa.float64(), "dollars", "strike (strike grain)", nullable=True),
+            col("underlying_price", pa.float64(), "dollars",
+                "reference price: the front expiration's latest underlying price (forward for Black-76 roots) "
+                "known at ts_ns; null before any", nullable=True),
+            col("call_gamma", pa.float64(), "shares per $1", "dealer gamma of the calls: sum of position x gamma x multiplier"),
+            col("put_gamma", pa.float64(), "shares per $1", "dealer gamma of the puts"),
+            col("net_gamma", pa.float64(), "shares per $1", "call_gamma + put_gamma: dealer delta change per $1 up-move"),
+            col("call_gex", pa.float64(), "dollars per 1% move", "dealer gamma exposure of the calls: position x gamma x multiplier x S^2 x 0.01"),
+            col("put_gex", pa.float64(), "dollars per 1% move", "dealer gamma exposure of the puts"),
+            col("net_gex", pa.float64(), "dollars per 1% move", "call_gex + put_gex"),
+            col("dealer_position", pa.int64(), "contracts",
+                "dealer's net contracts (customer_flow: minus the signed customer contracts; open_interest: +/- open interest)"),
+            col("call_wall", pa.float64(), "dollars", "strike with the largest |call_gex| (total grain)", nullable=True),
+            col("put_wall", pa.float64(), "dollars", "strike with the largest |put_gex| (total grain)", nullable=True),
+            col("gamma_flip", pa.float64(), "dollars",
+                "underlying price nearest the reference where the re-priced total gamma changes sign (total grain)", nullable=True),
+        ]
+    ),
+    sort_key=("source", "grain", "ts_ns", "strike"),
+    instrument=None,
+    dedup_key=("source", "grain", "ts_ns", "strike"),
+    description="dealer gamma exposure per strike and in total over the day, from customer flow (dealer takes the "
+    "aggressor's other side) and from open interest, with call wall, put wall and gamma flip, without look-ahead",
+)
+
+OFF_EXCHANGE_PRINTS = TableSchema(
+    name="off_exchange_prints",
+    layer=GOLD,
+    schema=pa.schema(
+        _event_time()
+        + [
+            col("symbol", pa.string(), "ticker", "stock or ETF symbol"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+            col("price", pa.float64(), "dollars", "trade price"),
+            col("size", pa.int64(), "shares", "trade size"),
+            col("exchange", pa.string(), "vendor code", "reporting exchange / facility, in the source's code space", nullable=True),
+            col("trade_id", pa.string(), "text", "vendor trade id", nullable=True),
+            col("evidence_id", pa.string(), "text", "trade_id, or symbol@ts_ns:sequence when the vendor gives none"),
+            col("canceled", pa.bool_(), "flag", "the vendor marks this print canceled"),
+            col("off_exchange", pa.bool_(), "flag", "reported to a TRF / the ADF (OffExchangeSettings.off_exchange_codes)"),
+            col("bid", pa.float64(), "dollars", "prevailing best bid", nullable=True),
+            col("ask", pa.float64(), "dollars", "prevailing best ask", nullable=True),
+            col("quote_age_ns", pa.int64(), "ns", "trade time minus quote time", nullable=True),
+            col("side", pa.string(), "buy|sell|unknown", "aggressor side by the platform's rule"),
+            col("placement", pa.string(), "AA|A|MID|B|BB", "trade price against the quote", nullable=True),
+            _source(),
+        ]
+    ),
+    sort_key=STOCK_TRADES.sort_key,
+    instrument="symbol",
+    dedup_key=STOCK_TRADES.dedup_key,
+    description="every stock print with its off-exchange flag (trade reporting facility / ADF in the source's code space)",
+)
+
+OFF_EXCHANGE_EVENTS = TableSchema(
+    name="off_exchange_events",
+    layer=GOLD,
+    schema=pa.schema(
+        [
+            col("event_id", pa.string(), "text", "kind:symbol:ts_ns of the first evidence print"),
+            col("ts_ns", pa.int64(), "ns since epoch, UTC", "first evidence print"),
+            col("known_ts_ns", pa.int64(), "ns since epoch, UTC", "when the inference is complete (no look-ahead past it)"),
+            col("symbol", pa.string(), "ticker", "stock or ETF symbol"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+            col("kind", pa.string(), "absorbed_block|stealth_accumulation|stealth_distribution", "inferred event (seed 004)"),
+            col("side", pa.string(), "buy|sell|unknown", "aggressor side of the evidence"),
+            col("size", pa.int64(), "shares", "shares of the evidence prints"),
+            col("notional", pa.float64(), "dollars", "sum of price x size of the evidence prints"),
+            col("prints", pa.int64(), "count", "evidence prints"),
+            col("vwap", pa.float64(), "dollars", "size-weighted average price of the evidence"),
+            col("bid", pa.float64(), "dollars", "best bid at the first evidence print", nullable=True),
+            col("ask", pa.float64(), "dollars", "best ask at the first evidence print", nullable=True),
+            col("mid_after", pa.float64(), "dollars", "absorbed block: NBBO mid window_ms after the print", nullable=True),
+            col("confidence", pa.float64(), "0-1", "mean of the inference's factors (see reasons)"),
+            col("reasons", pa.list_(pa.string()), "text", "why it was inferred, one line each"),
+            col("evidence_trade_ids", pa.list_(pa.string()), "trade ids",
+                "the off-exchange prints (evidence_id of off_exchange_prints), at most OffExchangeSettings.max_evidence"),
+            col("evidence_count", pa.int64(), "count", "evidence prints in all (may exceed the ids stored)"),
+        ]
+    ),
+    sort_key=("symbol", "ts_ns", "kind"),
+    instrument="symbol",
+    dedup_key=("event_id",),
+    description="inferred off-exchange events (absorbed block, stealth accumulation / distribution) with cooldown "
+    "and evidence (seed 004)",
+)
+
+BARS = TableSchema(
+    name="bars",
+    layer=GOLD,
+    schema=pa.schema(
+        [
+            col("kind", pa.string(), "stock|futures|futures_underlying_scale|option",
+                "instrument kind; futures_underlying_scale: futures prices divided by the proxy ratio (ES / 10 = SPY)"),
+            col("symbol", pa.string(), "ticker or OCC symbol", "instrument"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+            col("bar_start_ns", pa.int64(), "ns since epoch, UTC", "bar start (inclusive), a multiple of the bar length"),
+            col("bar_end_ns", pa.int64(), "ns since epoch, UTC", "bar end (exclusive)"),
+            col("open", pa.float64(), "dollars", "first print's price"),
+            col("high", pa.float64(), "dollars", "highest price"),
+            col("low", pa.float64(), "dollars", "lowest price"),
+            col("close", pa.float64(), "dollars", "last print's price"),
+            col("volume", pa.int64(), "shares or contracts", "size traded (shares for stock, contracts otherwise)"),
+            col("vwap", pa.float64(), "dollars", "volume-weighted average price, sum(price x size) / sum(size)"),
+            col("trades", pa.int64(), "count", "prints in the bar (canceled prints excluded)"),
+            col("price_ratio", pa.float64(), "ratio", "divisor applied to the prices (1, or the futures proxy ratio)"),
+        ]
+    ),
+    sort_key=("kind", "symbol", "bar_start_ns"),
+    instrument="symbol",
+    dedup_key=("kind", "symbol", "bar_start_ns"),
+    description="1-minute OHLCV and VWAP bars of the underlying, its futures proxy (also on the underlying's scale) "
+    "and every option contract",
+)
+
+GOLD_TABLES: dict[str, TableSchema] = {
+    t.name: t
+    for t in (FLOW_WINDOWS, FLOW_PACKETS, FLOW_ALERTS, GAMMA_EXPOSURE, OFF_EXCHANGE_PRINTS, OFF_EXCHANGE_EVENTS, BARS)
+}
+
+ALL_TABLES: dict[str, TableSchema] = {**RAW_TABLES, **ENRICHED_TABLES, **GOLD_TABLES}
 
 
 def table(name: str) -> TableSchema:

@@ -152,9 +152,12 @@ class ReportSettings:
 
     bucket_minutes : width of the time buckets in the intraday plots (minutes).
     dpi : resolution of the embedded PNG plots.
+    max_full_rows : a table with more rows than this is read with only the columns the
+        plots need (rows).
     """
 
     bucket_minutes: int = 5
+    max_full_rows: int = 2_000_000
     dpi: int = 90
 
 
@@ -277,7 +280,8 @@ class GreeksSettings:
 class IngestSettings:
     """How a raw partition is streamed into the lake.
 
-    chunk_rows : rows per chunk a streaming source yields and the lake spills (rows).
+    chunk_rows : rows per chunk a streaming source yields and the lake spills, and per
+        batch of the enrichments that stream a large partition (rows).
     sort_memory_limit : DuckDB memory limit for the out-of-core sort of a spilled
         partition (DuckDB size string, e.g. ``"2GB"``).
     sort_threads : DuckDB threads for that sort.
@@ -692,6 +696,8 @@ class FlowSettings:
     gamma_move : the underlying move gamma flow and gamma exposure are quoted for
         (fraction of the underlying price; 0.01 = a 1% move: gamma x S^2 x 0.01, in dollars
         of delta change per 1% move).
+    check_rel_tol : relative tolerance of the gold checks when they compare float sums
+        added up in different orders (dimensionless; 1e-9).
 
     The contract multiplier comes from ``option_trades_enriched.multiplier``, which the
     enrichment fills from ``option_contracts`` or ``UniverseSettings.default_multiplier``.
@@ -702,6 +708,7 @@ class FlowSettings:
     artifact_name: str = "windows.txt"
     packet_window_ms: float = 500.0
     gamma_move: float = 0.01
+    check_rel_tol: float = 1e-9
 
 
 @dataclass(frozen=True)
@@ -715,9 +722,12 @@ class ClassifierSettings:
     ------
     min_aggressor_ratio : share of a packet's (or a burst's) contracts on its dominant
         side, unknown-side contracts counting against it (0-1; ``CLASSIFIER_MIN_AGGRESSOR_RATIO``).
-    min_nbbo_coverage : share of the evidence prints with a usable, fresh NBBO
-        (``nbbo_flag`` usable and quote age within ``SignalFilterSettings.nbbo_max_age_ms``)
-        that side-dependent classifiers require (0-1; ``CLASSIFIER_MIN_NBBO_COVERAGE``).
+    min_nbbo_coverage : share of the evidence prints with a usable NBBO (``nbbo_flag`` one
+        of the enrichment's usable flags: the side was decided against a quote) that the
+        sweep classifier requires (0-1; ``CLASSIFIER_MIN_NBBO_COVERAGE``). A packet or alert
+        with fewer prints than this share under a fresh NBBO (within
+        ``SignalFilterSettings.nbbo_max_age_ms``) counts as "NBBO missing or stale" for the
+        signal presets.
     iso_conditions : trade condition codes that mark an intermarket sweep order (ISO), in
         each source's code space: Polygon options 219 (ISO), 228 (single-leg auction ISO),
         230 (single-leg cross ISO); the synthetic source's ``intermarket_sweep``.

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.partitions import DAY_BY_UNDERLYING, TRADING_DAYS, partition_ref
 from m17_platform.definitions import defs
-from m17_platform.schemas import ENRICHED_TABLES, RAW_TABLES
+from m17_platform.schemas import ENRICHED_TABLES, GOLD_TABLES, RAW_TABLES
 from sensors.schedules import end_of_day
 from sensors.underlyings import register_underlyings
 
@@ -16,7 +16,8 @@ def test_definitions_load_and_validate():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == (
-        {f"raw/{t}" for t in RAW_TABLES} | {f"enriched/{t}" for t in ENRICHED_TABLES} | {"gold/daily_report"}
+        {f"raw/{t}" for t in RAW_TABLES} | {f"enriched/{t}" for t in ENRICHED_TABLES}
+        | {f"gold/{t}" for t in GOLD_TABLES} | {"gold/daily_report"}
     )
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("raw/option_quotes", "bid_le_ask") in checks

@@ -30,7 +30,8 @@ def test_every_partition_runs_every_asset_and_check(materialized):
         assert result.success, key
         materialized_keys = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
         assert materialized_keys == (
-            {f"raw/{t}" for t in schemas.RAW_TABLES} | {f"enriched/{t}" for t in schemas.ENRICHED_TABLES} | {"gold/daily_report"}
+            {f"raw/{t}" for t in schemas.RAW_TABLES} | {f"enriched/{t}" for t in schemas.ENRICHED_TABLES}
+            | {f"gold/{t}" for t in schemas.GOLD_TABLES} | {"gold/daily_report"}
         ), key
         assert len(result.get_asset_check_evaluations()) == n_checks, key
         # schema, nulls and sorted are ERROR checks: the real samples must pass them all

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from m17_platform.schemas import ENRICHED_TABLES, RAW_TABLES
+from m17_platform.schemas import ENRICHED_TABLES, GOLD_TABLES, RAW_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,8 @@ def test_dev_server_shows_the_whole_code_location(tmp_path):
         assert data and data["assetNodes"], "dagster dev did not serve the code location in time"
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
         assert set(nodes) == (
-            {f"raw/{t}" for t in RAW_TABLES} | {f"enriched/{t}" for t in ENRICHED_TABLES} | {"gold/daily_report"}
+            {f"raw/{t}" for t in RAW_TABLES} | {f"enriched/{t}" for t in ENRICHED_TABLES}
+            | {f"gold/{t}" for t in GOLD_TABLES} | {"gold/daily_report"}
         )
         for key, node in nodes.items():
             dims = [d["name"] for d in node["partitionDefinition"]["dimensionTypes"]]
