@@ -8,7 +8,7 @@ objects from it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -677,6 +677,20 @@ class SyntheticSettings:
 
 # --- gold: flow analytics (issue: flow analytics; owned by ``m17_platform/flow``).
 
+    def scaled(self, factor: float) -> SyntheticSettings:
+        """The same day with the quote and trade counts (options, stock, ES trades) multiplied
+        by ``factor`` (a smaller day for tests and demos). The ES book keeps its rows: the
+        underlying's path, which a smaller day shares, sets how many book moves it needs.
+
+        Raises
+        ------
+        ValueError
+            If ``factor`` is not positive.
+        """
+        if not factor > 0:
+            raise ValueError(f"synthetic scale must be positive, got {factor}")
+        counts = ("option_quotes", "option_trades", "stock_quotes", "stock_trades", "futures_trades")
+        return replace(self, **{name: max(1, round(getattr(self, name) * factor)) for name in counts})
 
 @dataclass(frozen=True)
 class FlowSettings:

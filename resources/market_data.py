@@ -39,6 +39,7 @@ class MarketDataResource(ConfigurableResource):
     kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
     samples_dir: str = str(DEFAULT_SAMPLES_DIR)
     synthetic_seed: int | None = Field(default=None, description="seed of the synthetic day (default SyntheticSettings.seed)")
+    synthetic_scale: float = Field(default=1.0, description="row counts of the synthetic day times this (1.0: 20M option quotes)")
     databento_files: list[str] = Field(
         default_factory=list,
         description="DBN files (zstd or plain, any schema) for kind=databento; empty: the Historical API with $DATABENTO_API_KEY",
@@ -75,8 +76,9 @@ class MarketDataResource(ConfigurableResource):
         if kind == "synthetic":
             from m17_platform.sources.synthetic import SyntheticSource
 
+            synthetic = settings.synthetic.scaled(self.synthetic_scale)
             return SyntheticSource(
-                replace(settings.synthetic, seed=self.synthetic_seed) if self.synthetic_seed is not None else settings.synthetic,
+                replace(synthetic, seed=self.synthetic_seed) if self.synthetic_seed is not None else synthetic,
                 chunk_rows=settings.ingest.chunk_rows,
                 rates=settings.rates,
                 sessions=settings.sessions,
