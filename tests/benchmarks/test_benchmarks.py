@@ -88,3 +88,16 @@ def test_greeks_run_reports_ratio_line(capsys, monkeypatch):
     monkeypatch.setattr(greeks_bench, "run", lambda size, repeats: res)
     assert greeks_bench.main([]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("ratio: py_vollib_vectorized=")
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_runs_every_layer_of_a_small_synthetic_day():
+    from benchmarks import pipeline
+
+    res = pipeline.run("small")
+    layers = {e["layer"]: e for e in res["layers"]}
+    assert list(layers) == ["raw", "enriched", "gold"]
+    assert all(e["success"] and e["checks"] > 0 for e in layers.values())
+    assert layers["raw"]["rows"]["option_quotes"] == 400_000
+    assert layers["gold"]["rows"]["flow_windows"] > 0
+    assert res["ratio_to_raw"]["raw"] == 1.0
