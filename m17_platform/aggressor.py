@@ -108,64 +108,153 @@ _STEPS: dict[str, tuple[str, ...]] = {
 }
 _STEP_LABEL = {"emo": "quote", "clnv": "quote"}
 OUTPUT_COLUMNS = ("side", "side_rule", "side_confidence", "placement")
-_SIDE_NAMES = np.array(["sell", "unknown", "buy"], dtype=object)
-_PLACEMENT_NAMES = np.array([None, "BB", "B", "MID", "A", "AA"], dtype=object)
+_STEP_CODES = {"quote": 0, "emo": 1, "clnv": 2, "depth": 3, "trade_size": 4, "tick": 5, "reverse_tick": 6}
+"""Step -> code understood by :func:`_classify_kernel`."""
+_SIDES = ("sell", "unknown", "buy")
+_PLACEMENTS = ("BB", "B", "MID", "A", "AA")
+_NO_BITS = np.zeros(0, dtype=np.uint8)
+_NO_TICKS = np.zeros(0, dtype=np.int8)
+_NO_COLUMN = (np.zeros(0), _NO_BITS, 0)
+"""Placeholder for a :func:`_float` column the rule never reads."""
 
 
-def _float(frame: pl.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
-        return np.full(frame.height, np.nan)
-    return frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
+def _float(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Column ``name`` as ``(values, validity, offset)`` for :func:`_value`, without copying a Float64 column.
 
-
-@numba.njit(cache=True)
-def _quote_kernel(p, bid, ask, usable, tol):
-    """One pass over the trades: position against the quote, quote-rule confidence, placement.
-
-    Returns ``above_mid``, ``below_mid``, ``at_mid``, ``at_ask``, ``at_bid`` (bool, all
-    False where the quote is not usable), ``quote_conf`` = 0.5 + 0.5 * min(1, |p - mid| /
-    half spread) (1.0 when the half spread is <= tol; NaN for a NaN price) and
-    ``placement`` codes (0 null, 1 BB, 2 B, 3 MID, 4 A, 5 AA; later tests win).
+    ``values``: float64 (all NaN when the column is absent; arbitrary under nulls);
+    ``validity``: the Arrow validity bitmap (uint8, bit ``offset + i`` set = row ``i``
+    valid), empty when there are no nulls.
     """
-    n = p.shape[0]
-    above = np.zeros(n, dtype=np.bool_)
-    below = np.zeros(n, dtype=np.bool_)
-    at_mid = np.zeros(n, dtype=np.bool_)
-    at_ask = np.zeros(n, dtype=np.bool_)
-    at_bid = np.zeros(n, dtype=np.bool_)
-    conf = np.empty(n, dtype=np.float64)
-    placement = np.zeros(n, dtype=np.int8)
-    for i in range(n):
-        pi, b, a = p[i], bid[i], ask[i]
+    if name not in frame.columns:
+        return np.full(frame.height, np.nan), _NO_BITS, 0
+    arr = frame.get_column(name).cast(pl.Float64).to_arrow()
+    if len(arr) == 0:
+        return np.zeros(0), _NO_BITS, 0
+    validity, data = arr.buffers()
+    values = np.frombuffer(data, dtype=np.float64, count=arr.offset + len(arr))[arr.offset :]
+    if validity is None or arr.null_count == 0:
+        return values, _NO_BITS, 0
+    return values, np.frombuffer(validity, dtype=np.uint8), arr.offset
+
+
+@numba.njit(cache=True, inline="always")
+def _value(values, validity, offset, i):
+    """Row ``i`` of a :func:`_float` column ``(values, validity, offset)`` as float64, NaN where null."""
+    x = values[i]
+    if validity.shape[0] == 0:
+        return x
+    k = offset + i
+    return x if (validity[k >> 3] >> (k & 7)) & 1 else np.nan
+
+
+@numba.njit(cache=True, inline="always")
+def _either(buy, sell):
+    """+1 buy, -1 sell, 0 when neither or both (arithmetic: no branch)."""
+    return np.int64(buy) - np.int64(sell)
+
+
+@numba.njit(cache=True, inline="always")
+def _buy_first(buy, sell):
+    """+1 buy, -1 sell, 0 when neither; buy when both (arithmetic: no branch)."""
+    b = np.int64(buy)
+    return b - np.int64(sell) * (1 - b)
+
+
+@numba.njit(cache=True, parallel=True)
+def _classify_kernel(steps, price, bid, ask, bid_size, ask_size, size, flags, unusable, tick, rtick, tol, stol, zone,
+                     confs, side, rule, conf, placement, placed):
+    """Fill side, deciding step, confidence and placement of every trade, in one pass.
+
+    Inputs, n rows: ``price``, ``bid``, ``ask`` (dollars), ``bid_size``, ``ask_size``,
+    ``size`` (read only by the depth / trade-size steps) as :func:`_float` columns;
+    ``flags`` (uint8, n, or empty = no flag column) index into ``unusable`` (bool): a
+    quote is usable when both sides are present, bid <= ask + tol and its flag is not
+    unusable; ``tick`` / ``rtick`` (int8 +1 / -1 / 0, n, or empty when no step reads
+    them); ``steps`` (int64 :data:`_STEP_CODES`, in rule order); ``tol`` dollars,
+    ``stol`` shares, ``zone`` the CLNV fraction; ``confs`` = (tick, depth, trade size)
+    confidences.
+
+    Outputs, length n, allocated by the caller with numpy (huge pages: see
+    :mod:`m17_platform.nbbo`): ``side`` (uint8: 0 sell, 1 unknown, 2 buy), ``rule`` (uint8: index of the
+    deciding step, ``len(steps)`` when none decided), ``conf`` (float64: 0.5 + 0.5 *
+    min(1, |p - mid| / half spread) for quote steps, 1.0 when the half spread is <=
+    tol; the step's setting otherwise; 0 when none decided), ``placement`` (uint8 index
+    into BB, B, MID, A, AA; later tests win; 0 when not placed) and ``placed`` (bool:
+    the quote is usable). Outputs are separate arguments: numba 0.68 loses a parallel
+    loop's writes to arrays unpacked from a tuple (inputs are fine).
+    """
+    n = side.shape[0]
+    n_steps = steps.shape[0]
+    tick_conf, depth_conf, size_conf = confs
+    with_sizes = size[0].shape[0] > 0
+    with_tick = tick.shape[0] > 0
+    p_values, p_valid, p_offset = price
+    b_values, b_valid, b_offset = bid
+    a_values, a_valid, a_offset = ask
+    bs_values, bs_valid, bs_offset = bid_size
+    as_values, as_valid, as_offset = ask_size
+    q_values, q_valid, q_offset = size
+    for i in numba.prange(n):
+        p = _value(p_values, p_valid, p_offset, i)
+        b = _value(b_values, b_valid, b_offset, i)
+        a = _value(a_values, a_valid, a_offset, i)
         mid = (b + a) / 2.0
         half = (a - b) / 2.0
         if half > tol:
-            d = abs(pi - mid) / half
-            conf[i] = 0.5 + 0.5 * (d if (d != d or d < 1.0) else 1.0)
+            d = abs(p - mid) / half
+            quote_conf = 0.5 + 0.5 * (d if (d != d or d < 1.0) else 1.0)
         else:
-            conf[i] = 1.0
-        if not usable[i]:
-            continue
-        up = pi > mid + tol
-        down = pi < mid - tol
-        above[i] = up
-        below[i] = down
-        at_mid[i] = not up and not down
-        on_ask = abs(pi - a) <= tol
-        on_bid = abs(pi - b) <= tol
-        at_ask[i] = on_ask
-        at_bid[i] = on_bid
-        code = 3
-        if pi < b - tol:
-            code = 1
+            quote_conf = 1.0
+        usable = (not np.isnan(b)) & (not np.isnan(a)) & (b <= a + tol)
+        if flags.shape[0]:
+            usable &= not unusable[flags[i]]
+        up = usable & (p > mid + tol)
+        down = usable & (p < mid - tol)
+        on_ask = usable & (abs(p - a) <= tol)
+        on_bid = usable & (abs(p - b) <= tol)
+        code = 2  # MID
+        if p < b - tol:
+            code = 0
         if on_bid:
-            code = 2
+            code = 1
         if on_ask:
+            code = 3
+        if p > a + tol:
             code = 4
-        if pi > a + tol:
-            code = 5
-        placement[i] = code
-    return above, below, at_mid, at_ask, at_bid, conf, placement
+        placement[i] = code if usable else 0
+        placed[i] = usable
+        # every step's direction (+1 buy, -1 sell, 0 undecided), then the first in rule order:
+        # straight-line arithmetic and selects, no data-dependent branch per step
+        d_quote = _either(up, down)
+        d_emo = _either(on_ask, on_bid)
+        z = zone * (a - b)
+        d_clnv = _either(usable & (p >= a - z - tol) & (p <= a + tol), usable & (p <= b + z + tol) & (p >= b - tol))
+        d_depth = d_size = 0
+        if with_sizes:
+            bs = _value(bs_values, bs_valid, bs_offset, i)
+            as_ = _value(as_values, as_valid, as_offset, i)
+            q = _value(q_values, q_valid, q_offset, i)
+            at_mid = usable & (not up) & (not down)
+            d_depth = _buy_first(at_mid & (as_ > bs + stol), at_mid & (bs > as_ + stol))
+            differ = usable & (abs(bs - as_) > stol)  # trade size = bid size buy, = ask size sell
+            d_size = _buy_first(differ & (abs(q - bs) <= stol), differ & (abs(q - as_) <= stol))
+        d_tick = np.int64(tick[i]) if with_tick else 0
+        d_rtick = np.int64(rtick[i]) if with_tick else 0
+        s = 0
+        decided = n_steps
+        c = 0.0
+        for k in range(n_steps):
+            step = steps[k]
+            sk = d_quote if step == 0 else d_emo if step == 1 else d_clnv if step == 2 else (
+                d_depth if step == 3 else d_size if step == 4 else d_tick if step == 5 else d_rtick)
+            ck = quote_conf if step <= 2 else depth_conf if step == 3 else size_conf if step == 4 else tick_conf
+            take = (s == 0) & (sk != 0)
+            s = sk if take else s
+            decided = k if take else decided
+            c = ck if take else c
+        side[i] = s + 1
+        rule[i] = decided
+        conf[i] = c
 
 
 def _ticks(frame: pl.DataFrame, instrument: str | None, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -257,84 +346,47 @@ def classify(
     if instrument is None:
         instrument = _default_instrument(frame)
 
-    tol = settings.price_tolerance
-    n = frame.height
-    p = _float(frame, "price")
-    bid, ask = _float(frame, "bid"), _float(frame, "ask")
-    usable = ~np.isnan(bid) & ~np.isnan(ask) & (bid <= ask + tol)
+    tick = rtick = _NO_TICKS
+    if any(st in ("tick", "reverse_tick") for st in steps):
+        tick, rtick = _ticks(frame, instrument, settings.price_tolerance)
+    uses_sizes = "depth" in steps or "trade_size" in steps
+    flags, unusable = _NO_BITS, np.zeros(1, dtype=np.bool_)
     if "nbbo_flag" in frame.columns:
-        flags = frame.get_column("nbbo_flag")
-        if flags.dtype == FLAG_DTYPE:
-            bad = np.array([FLAGS.index(f) for f in settings.unusable_flags], dtype=np.uint32)
-            usable &= ~np.isin(flags.to_physical().to_numpy(), bad)
+        column = frame.get_column("nbbo_flag")
+        if column.dtype == FLAG_DTYPE and column.null_count() == 0:
+            flags = column.to_physical().to_numpy()
+            unusable = np.isin(np.arange(len(FLAGS)), [FLAGS.index(f) for f in settings.unusable_flags])
         else:
-            usable &= ~flags.is_in(list(settings.unusable_flags)).fill_null(False).to_numpy()
-    above_mid, below_mid, at_mid, at_ask, at_bid, quote_conf, placement = _quote_kernel(p, bid, ask, usable, tol)
-
-    side = np.zeros(n, dtype=np.int8)
-    decided_by = np.full(n, -1, dtype=np.int8)
-    conf = np.zeros(n, dtype=np.float64)
-    tick = rtick = None
-    for k, step in enumerate(steps):
-        if step == "quote":
-            s = above_mid.view(np.int8) - below_mid.view(np.int8)
-            c = quote_conf
-        elif step == "emo":
-            s = np.where(at_ask & ~at_bid, 1, np.where(at_bid & ~at_ask, -1, 0))
-            c = quote_conf
-        elif step == "clnv":
-            z = settings.clnv_zone * (ask - bid)
-            with np.errstate(invalid="ignore"):
-                upper = usable & (p >= ask - z - tol) & (p <= ask + tol)
-                lower = usable & (p <= bid + z + tol) & (p >= bid - tol)
-            s = np.where(upper & ~lower, 1, np.where(lower & ~upper, -1, 0))
-            c = quote_conf
-        elif step == "depth":
-            bs, as_ = _float(frame, "bid_size"), _float(frame, "ask_size")
-            stol = settings.size_tolerance
-            with np.errstate(invalid="ignore"):
-                s = np.where(at_mid & (as_ > bs + stol), 1, np.where(at_mid & (bs > as_ + stol), -1, 0))
-            c = np.full(n, settings.depth_confidence)
-        elif step == "trade_size":
-            bs, as_, size = _float(frame, "bid_size"), _float(frame, "ask_size"), _float(frame, "size")
-            stol = settings.size_tolerance
-            with np.errstate(invalid="ignore"):
-                differ = usable & (np.abs(bs - as_) > stol)
-                eq_bid = differ & (np.abs(size - bs) <= stol)
-                eq_ask = differ & (np.abs(size - as_) <= stol)
-            s = np.where(eq_bid, 1, np.where(eq_ask, -1, 0))
-            c = np.full(n, settings.trade_size_confidence)
-        elif step in ("tick", "reverse_tick"):
-            if tick is None:
-                tick, rtick = _ticks(frame, instrument, tol)
-            s = tick if step == "tick" else rtick
-            c = np.full(n, settings.tick_confidence)
-        else:  # pragma: no cover - _STEPS is closed
-            raise AssertionError(step)
-        take = (side == 0) & (s != 0)
-        np.copyto(side, s, where=take, casting="unsafe")
-        np.copyto(conf, c, where=take)
-        np.copyto(decided_by, np.int8(k), where=take)
-
+            flags = column.is_in(list(settings.unusable_flags)).fill_null(False).to_numpy().view(np.uint8)
+            unusable = np.array([False, True])
+    n = frame.height
+    side, rule_code, placement = (np.empty(n, dtype=np.uint8) for _ in range(3))
+    conf = np.empty(n)
+    placed = np.empty(n, dtype=np.bool_)
+    _classify_kernel(
+        np.array([_STEP_CODES[st] for st in steps], dtype=np.int64),
+        *(_float(frame, c) for c in ("price", "bid", "ask")),
+        *(_float(frame, c) if uses_sizes else _NO_COLUMN for c in ("bid_size", "ask_size", "size")),
+        flags, unusable, tick, rtick, settings.price_tolerance, settings.size_tolerance, settings.clnv_zone,
+        (settings.tick_confidence, settings.depth_confidence, settings.trade_size_confidence),
+        side, rule_code, conf, placement, placed,
+    )
     labels = [f"{rule}.{_STEP_LABEL.get(st, st)}" for st in steps] + [f"{rule}.none"]
-    rule_code = np.where(decided_by < 0, len(steps), decided_by)
     return frame.with_columns(
-        side=_names(_SIDE_NAMES, side + 1),
-        side_rule=_names(labels, rule_code),
+        side=_enum(side, _SIDES),
+        side_rule=_enum(rule_code, labels),
         side_confidence=pl.Series(conf, dtype=pl.Float64),
-        placement=_names(_PLACEMENT_NAMES, placement),
+        placement=_enum(placement, _PLACEMENTS, placed),
     )
 
 
-def _names(names, codes: np.ndarray) -> pl.Series:
-    """Enum column ``names[codes]`` built from the integer codes (no string per row); a
-    ``None`` name gives nulls. Enum values compare equal to their strings."""
-    values = [n for n in names if n is not None]
-    if len(values) == len(names):
-        return pl.Series(codes.astype(np.uint32)).cat.to(pl.Enum(values))
-    null_code = list(names).index(None)
-    shifted = np.where(codes > null_code, codes - 1, codes).astype(np.uint32)
-    return pl.Series(shifted).cat.to(pl.Enum(values)).set(pl.Series(codes == null_code), None)
+def _enum(codes: np.ndarray, categories, valid: np.ndarray | None = None) -> pl.Series:
+    """Enum column ``categories[codes]`` built from uint8 codes (no string per row), null
+    where ``valid`` is False. Enum values compare equal to their strings."""
+    series = pl.Series(codes)
+    if valid is not None and not valid.all():
+        series = series.set(pl.Series(~valid), None)
+    return series.cat.to(pl.Enum(list(categories)))
 
 
 def score_rules(

@@ -40,7 +40,11 @@ instrument (on the physical codes of a Categorical / Enum column or the values o
 integer column, without materialising strings; a string column through ``rle_id``).
 Runs are paired by instrument value and merged in a numba kernel, in parallel over
 groups of instruments, checking the ``(ts_ns, sequence)`` order in the same pass:
-O(n_trades + n_quotes), one read of the quote timestamps.
+O(n_trades + n_quotes), one read of the quote timestamps. A second parallel pass
+gathers the matched quote columns and computes age and flag per trade. The kernels
+fill output arrays allocated with numpy, which asks the OS for transparent huge
+pages: first-touch page faults on 4 KiB pages (numba's own allocations) cost about as
+much as the passes themselves.
 """
 
 from __future__ import annotations
@@ -62,27 +66,46 @@ FLAG_DTYPE = pl.Enum(list(FLAGS))
 """``nbbo_flag`` is a polars Enum of :data:`FLAGS` (compares equal to the strings)."""
 
 
+_NO_QUOTE = 1  # index of "no_quote" in FLAGS
+
+
+@numba.njit(cache=True, inline="always")
+def _flag_code(has_quote, age, bid, ask, max_age):
+    """``nbbo_flag`` code (index into :data:`FLAGS`) of one trade.
+
+    ``age`` is ``trade.ts_ns - quote.ts_ns`` (int64 ns), ``bid`` / ``ask`` the matched
+    quote (float64 dollars, NaN = empty side), ``max_age`` in ns; the first flag that
+    applies in :data:`FLAGS` order wins.
+    """
+    if not has_quote:
+        return _NO_QUOTE
+    if age > max_age:
+        return 2
+    if np.isnan(bid) or np.isnan(ask):
+        return 3
+    if bid == 0.0:
+        return 4
+    if bid > ask:
+        return 5
+    if bid == ask:
+        return 6
+    return 0
+
+
 @numba.njit(cache=True)
 def _flag_kernel(idx, t_ts, q_ts, bid, ask, max_age):
-    """nbbo_flag codes (index into FLAGS) per trade; bid/ask NaN = empty side."""
+    """``nbbo_flag`` codes (uint8, index into FLAGS) per trade, for quotes gathered by polars.
+
+    ``idx`` (int64, n): matched quote row or -1; ``t_ts`` (int64 ns, n) trade times;
+    ``q_ts`` (int64 ns, m) all quote times; ``bid`` / ``ask`` (float64 dollars, n)
+    the matched quote, NaN where empty or unmatched; ``max_age`` in ns.
+    """
     n = idx.shape[0]
     out = np.empty(n, dtype=np.uint8)
     for i in range(n):
         j = idx[i]
-        if j < 0:
-            out[i] = 1
-        elif t_ts[i] - q_ts[j] > max_age:
-            out[i] = 2
-        elif np.isnan(bid[i]) or np.isnan(ask[i]):
-            out[i] = 3
-        elif bid[i] == 0.0:
-            out[i] = 4
-        elif bid[i] > ask[i]:
-            out[i] = 5
-        elif bid[i] == ask[i]:
-            out[i] = 6
-        else:
-            out[i] = 0
+        age = t_ts[i] - q_ts[j] if j >= 0 else 0
+        out[i] = _flag_code(j >= 0, age, bid[i], ask[i], max_age)
     return out
 
 _MODE_AT_OR_BEFORE = 0
@@ -90,26 +113,74 @@ _MODE_STRICT_TIME = 1
 _MODE_STRICT_SEQUENCE = 2
 _MODE_AT_OR_BEFORE_SEQUENCE = 3
 
+_BLOCK = 512
+"""Rows per block of the branch-free (vectorised) scans in the kernels below."""
+
+
+@numba.njit(cache=True)
+def _count_changes(cur: np.ndarray, prev: np.ndarray) -> int:
+    """How many ``cur[m] != prev[m]``: branch-free over 0-based views, so LLVM vectorises
+    it (an index like ``i - 1`` would cost a negative-index check per element)."""
+    c = 0
+    for m in range(cur.shape[0]):
+        c += cur[m] != prev[m]
+    return c
+
+
+@numba.njit(cache=True)
+def _count_not_increasing(cur: np.ndarray, prev: np.ndarray) -> int:
+    """How many ``cur[m] <= prev[m]``, vectorised like :func:`_count_changes`."""
+    c = 0
+    for m in range(cur.shape[0]):
+        c += cur[m] <= prev[m]
+    return c
+
 
 @numba.njit(cache=True)
 def _run_starts(codes: np.ndarray) -> np.ndarray:
-    """Offsets where a run of equal codes starts, plus ``len(codes)`` at the end."""
+    """Offsets where a run of equal codes starts, plus ``len(codes)`` at the end.
+
+    ``codes`` (any integer dtype, n) is read once, counting the changes of each block
+    branch-free (vectorised, at memory speed); only blocks with a change are scanned
+    again for their offsets. Returns int64 ``[0, s_1, ..., s_k, n]`` (``[0]`` when n == 0).
+    """
     n = codes.shape[0]
-    count = 1 if n else 0
-    for i in range(1, n):
-        if codes[i] != codes[i - 1]:
-            count += 1
-    out = np.empty(count + 1, dtype=np.int64)
-    k = 0
-    if n:
-        out[0] = 0
-        k = 1
-    for i in range(1, n):
-        if codes[i] != codes[i - 1]:
-            out[k] = i
-            k += 1
+    n_blocks = (max(n - 1, 0) + _BLOCK - 1) // _BLOCK  # blocks over rows 1 .. n-1
+    changes = np.zeros(n_blocks, dtype=np.int64)
+    for b in range(n_blocks):
+        lo = 1 + b * _BLOCK
+        hi = min(lo + _BLOCK, n)
+        changes[b] = _count_changes(codes[lo:hi], codes[lo - 1 : hi - 1])
+    out = np.empty(changes.sum() + (2 if n else 1), dtype=np.int64)
+    out[0] = 0
+    k = 1 if n else 0
+    for b in range(n_blocks):
+        if changes[b]:
+            lo = 1 + b * _BLOCK
+            for i in range(lo, min(lo + _BLOCK, n)):
+                if codes[i] != codes[i - 1]:
+                    out[k] = i
+                    k += 1
     out[k] = n
     return out
+
+
+@numba.njit(cache=True)
+def _first_unsorted(ts: np.ndarray, seq: np.ndarray, a: int, b: int) -> int:
+    """First row ``k`` in ``(a, b)`` with ``(ts[k], seq[k]) < (ts[k-1], seq[k-1])``, or -1.
+
+    ``ts`` / ``seq`` int64. Blocks whose timestamps strictly increase (checked
+    branch-free) are skipped; only blocks with a tie or a step back compare sequences.
+    """
+    k = a + 1
+    while k < b:
+        e = min(k + _BLOCK, b)
+        if _count_not_increasing(ts[k:e], ts[k - 1 : e - 1]):
+            for m in range(k, e):
+                if ts[m] < ts[m - 1] or (ts[m] == ts[m - 1] and seq[m] < seq[m - 1]):
+                    return m
+        k = e
+    return -1
 
 
 @numba.njit(cache=True, parallel=True)
@@ -125,16 +196,25 @@ def _asof_runs_kernel(
     chunks: np.ndarray,
     lag_ns: int,
     mode: int,
+    out: np.ndarray,
 ):
-    """Prevailing quote row per trade (-1 when none), merging each instrument's runs.
+    """Fill ``out`` (int64, one per trade) with the prevailing quote row (-1 when none),
+    merging each instrument's runs.
 
-    ``pair_t[p]`` / ``pair_q[p]`` are the trade and quote runs of one instrument (-1
-    when the table has none); ``chunks`` splits the pairs into ranges of similar work
-    run in parallel. Checks ``(ts, seq)`` order inside every run in the same pass and
-    returns, per pair, the first out-of-order trade row and quote row (-1 when none).
+    ``t_start`` / ``q_start`` (int64) are the run offsets of :func:`_run_starts`;
+    ``t_ts``, ``t_seq``, ``q_ts``, ``q_seq`` int64 (ts in ns). ``pair_t[p]`` /
+    ``pair_q[p]`` are the trade and quote runs of one instrument (-1 when the table has
+    none); ``chunks`` splits the pairs into ranges of similar work run in parallel.
+    ``mode`` is one of the ``_MODE_*`` cut-offs against ``cut = t_ts - lag_ns``.
+    Every trade row is written: every trade run is in some pair.
+
+    Also checks the ``(ts, seq)`` order inside every run and returns, per pair, the
+    first out-of-order trade row and quote row (-1 when none). The matches assume that
+    order (a prefix of each quote run qualifies); they are discarded when it fails.
+    Quote timestamps are read once: the scan counts those not above their predecessor,
+    and only a run with such a tie or step back is checked row by row with sequences.
     """
     n_pairs = pair_t.shape[0]
-    out = np.full(t_ts.shape[0], -1, dtype=np.int64)
     t_bad = np.full(n_pairs, -1, dtype=np.int64)
     q_bad = np.full(n_pairs, -1, dtype=np.int64)
     for c in numba.prange(chunks.shape[0] - 1):
@@ -148,105 +228,144 @@ def _asof_runs_kernel(
             if qr >= 0:
                 qa = q_start[qr]
                 qb = q_start[qr + 1]
-            tbad = -1
-            qbad = -1
+            t_bad[p] = _first_unsorted(t_ts, t_seq, ta, tb)
+            # quotes qa .. j-1 qualify for the current trade; the scan also counts the quote
+            # timestamps not above their predecessor ("suspects": a tie or a step back)
             j = qa
+            prev = np.iinfo(np.int64).min
+            suspects = 0
             for i in range(ta, tb):
-                tt = t_ts[i]
-                s = t_seq[i]
-                if tbad < 0 and i > ta:
-                    pt = t_ts[i - 1]
-                    if tt < pt or (tt == pt and s < t_seq[i - 1]):
-                        tbad = i
-                cut = tt - lag_ns
+                cut = t_ts[i] - lag_ns
                 while j < qb:
-                    qt = q_ts[j]
-                    if qbad < 0 and j > qa:
-                        pq = q_ts[j - 1]
-                        if qt < pq or (qt == pq and q_seq[j] < q_seq[j - 1]):
-                            qbad = j
-                    if mode == 0:
-                        ok = qt <= cut
-                    elif mode == 1:
-                        ok = qt < cut
-                    elif mode == 2:
-                        ok = qt < cut or (qt == cut and q_seq[j] < s)
-                    else:
-                        ok = qt < cut or (qt == cut and q_seq[j] <= s)
-                    if not ok:
+                    x = q_ts[j]
+                    if x > cut or (x == cut and mode != _MODE_AT_OR_BEFORE):
                         break
+                    suspects += x <= prev
+                    prev = x
                     j += 1
-                if j > qa:
-                    out[i] = j - 1
-            if qbad < 0:
-                for k in range(max(j, qa + 1), qb):
-                    pq = q_ts[k - 1]
-                    if q_ts[k] < pq or (q_ts[k] == pq and q_seq[k] < q_seq[k - 1]):
-                        qbad = k
-                        break
-            t_bad[p] = tbad
-            q_bad[p] = qbad
-    return out, t_bad, q_bad
+                if mode == _MODE_STRICT_SEQUENCE or mode == _MODE_AT_OR_BEFORE_SEQUENCE:
+                    s = t_seq[i]  # quotes at the cut itself, by sequence
+                    while j < qb and q_ts[j] == cut and (
+                        q_seq[j] < s or (mode == _MODE_AT_OR_BEFORE_SEQUENCE and q_seq[j] == s)
+                    ):
+                        suspects += q_ts[j] <= prev
+                        prev = q_ts[j]
+                        j += 1
+                out[i] = j - 1 if j > qa else -1
+            rest = max(j, qa + 1)  # quotes after the run's last trade: checked apart, vectorised
+            if rest < qb:
+                suspects += _count_not_increasing(q_ts[rest:qb], q_ts[rest - 1 : qb - 1])
+            q_bad[p] = _first_unsorted(q_ts, q_seq, qa, qb) if suspects else -1
+    return t_bad, q_bad
 
 
 @numba.njit(cache=True, parallel=True)
-def _gather_kernel(idx, bid, ask, bid_size, ask_size, ts, with_sizes):
-    """``column[idx]`` for the five quote columns at once (rows with ``idx < 0`` get 0)."""
-    n = idx.shape[0]
-    o_bid = np.zeros(n, dtype=bid.dtype)
-    o_ask = np.zeros(n, dtype=ask.dtype)
-    o_bs = np.zeros(n if with_sizes else 0, dtype=bid_size.dtype)
-    o_as = np.zeros(n if with_sizes else 0, dtype=ask_size.dtype)
-    o_ts = np.zeros(n, dtype=ts.dtype)
-    for i in numba.prange(n):
+def _gather_flag_kernel(idx, t_ts, q_ts, bid, ask, bid_size, ask_size, max_age,
+                        o_bid, o_ask, o_bid_size, o_ask_size, o_ts, o_age, o_flag):
+    """Fill the ``o_*`` columns with the matched quote, its age and ``nbbo_flag``, in one pass.
+
+    Inputs: ``idx`` (int64, n) matched quote row or -1; ``t_ts`` (int64 ns, n) trade
+    times; quote columns of length m: ``q_ts`` (int64 ns), ``bid`` / ``ask`` (numeric
+    dollars, no nulls), ``bid_size`` / ``ask_size`` (integers, read when the size
+    outputs are not empty); ``max_age`` in ns.
+
+    Outputs, length n, allocated by the caller with numpy (huge pages, see the module
+    docstring): ``o_bid``, ``o_ask`` (float64 dollars), ``o_bid_size``, ``o_ask_size``
+    (int64; length 0 without sizes), ``o_ts`` (quote ts_ns), ``o_age`` (trade minus
+    quote ts_ns, int64 ns), ``o_flag`` (uint8 codes). Rows with ``idx < 0`` get 0 and ``no_quote``; the
+    caller sets their nulls. All columns of a row are read together: the reads are
+    cache misses, issuing them per row overlaps them. (Outputs are separate arguments:
+    numba 0.68 loses a parallel loop's writes to arrays unpacked from a tuple.)
+    """
+    with_sizes = o_bid_size.shape[0] > 0
+    for i in numba.prange(idx.shape[0]):
         k = idx[i]
+        b = a = 0.0
+        ts = age = bs = as_ = 0
+        flag = _NO_QUOTE
         if k >= 0:
-            o_bid[i] = bid[k]
-            o_ask[i] = ask[k]
-            o_ts[i] = ts[k]
+            b = np.float64(bid[k])
+            a = np.float64(ask[k])
+            ts = q_ts[k]
+            age = t_ts[i] - ts
             if with_sizes:
-                o_bs[i] = bid_size[k]
-                o_as[i] = ask_size[k]
-    return o_bid, o_ask, o_bs, o_as, o_ts
+                bs = np.int64(bid_size[k])
+                as_ = np.int64(ask_size[k])
+            flag = _flag_code(True, age, b, a, max_age)
+        o_bid[i] = b
+        o_ask[i] = a
+        o_ts[i] = ts
+        o_age[i] = age
+        o_flag[i] = flag
+        if with_sizes:
+            o_bid_size[i] = bs
+            o_ask_size[i] = as_
 
 
-def _gather_matched(quotes: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:
-    """The matched quote columns per trade (nulls where ``idx < 0``), cast to the output dtypes.
+_SIZE_COLUMNS = ("bid_size", "ask_size")
+_SIZE_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
+"""Size dtypes the numba gather widens to int64 exactly as polars' cast does."""
+_PRICE_DTYPES = (pl.Float32, pl.Float64, *_SIZE_DTYPES)
+"""Price dtypes the numba gather converts to float64 exactly as polars' cast does."""
 
-    Numeric columns without nulls are gathered in one parallel numba pass (the reads
-    are cache misses; doing all columns per row overlaps them); anything else through
-    polars ``gather``. Only the matched rows are cast, never the whole quote table.
+
+def _matched_quotes(
+    quotes: pl.DataFrame, idx: np.ndarray, t_ts: np.ndarray, q_ts: np.ndarray, max_age: int
+) -> pl.DataFrame:
+    """The matched quote columns per trade: bid, ask (Float64), bid_size, ask_size,
+    quote_ts_ns, quote_age_ns (Int64; all null where ``idx < 0``) and nbbo_flag.
+
+    Integer / float prices, integer sizes without nulls go through one parallel numba
+    pass (:func:`_gather_flag_kernel`); anything else through polars ``gather`` and
+    :func:`_flag_kernel`. Only the matched rows are cast, never the whole quote table.
     """
     n = idx.shape[0]
-    sizes = ("bid_size", "ask_size")
-    with_sizes = all(c in quotes.columns for c in sizes)
-    present = ["bid", "ask", *(c for c in sizes if c in quotes.columns), "ts_ns"]
     none = idx < 0
-    fast = quotes.height > 0 and (with_sizes or not any(c in quotes.columns for c in sizes)) and all(
-        quotes.schema[c].is_numeric() and quotes.get_column(c).null_count() == 0 for c in present
+    has_sizes = [c in quotes.columns for c in _SIZE_COLUMNS]
+    with_sizes = all(has_sizes)
+    present = ["bid", "ask", *(c for c, h in zip(_SIZE_COLUMNS, has_sizes) if h)]
+    fast = (
+        quotes.height > 0
+        and (with_sizes or not any(has_sizes))
+        and all(quotes.schema[c] in _PRICE_DTYPES for c in ("bid", "ask"))
+        and all(quotes.schema[c] in _SIZE_DTYPES for c in present[2:])
+        and all(quotes.get_column(c).null_count() == 0 for c in present)
     )
     if fast:
-        cols = {c: quotes.get_column(c).to_numpy() for c in present}
         dummy = np.zeros(1, dtype=np.int64)
-        got = _gather_kernel(
-            idx, cols["bid"], cols["ask"], cols.get("bid_size", dummy), cols.get("ask_size", dummy),
-            cols["ts_ns"], with_sizes,
+        sizes = [quotes.get_column(c).to_numpy() for c in _SIZE_COLUMNS] if with_sizes else [dummy, dummy]
+        m = n if with_sizes else 0
+        columns = {"bid": np.empty(n), "ask": np.empty(n), "bid_size": np.empty(m, np.int64),
+                   "ask_size": np.empty(m, np.int64), "quote_ts_ns": np.empty(n, np.int64),
+                   "quote_age_ns": np.empty(n, np.int64)}
+        codes = np.empty(n, dtype=np.uint8)
+        _gather_flag_kernel(
+            idx, t_ts, q_ts, quotes.get_column("bid").to_numpy(), quotes.get_column("ask").to_numpy(),
+            *sizes, max_age, *columns.values(), codes,
         )
-        names = ("bid", "ask", "bid_size", "ask_size", "ts_ns")
-        mask = pl.Series(none)
-        any_none = bool(none.any())
-        series = [pl.Series(c, a) for c, a in zip(names, got) if c in present]
-        picked = pl.DataFrame([s.set(mask, None) if any_none else s for s in series])
+        mask = pl.Series(none) if none.any() else None
+        series = []
+        for name, values in columns.items():
+            if name in _SIZE_COLUMNS and not with_sizes:
+                series.append(pl.repeat(None, n, dtype=pl.Int64, eager=True).alias(name))
+            else:
+                s = pl.Series(name, values)
+                series.append(s if mask is None else s.set(mask, None))
+        matched = pl.DataFrame(series)
     else:
-        picked = quotes.select(present)
+        picked = quotes.select(*present, "ts_ns")
         take = pl.Series("idx", idx).set(pl.Series(none), None)
         picked = picked.select(pl.all().gather(take)) if quotes.height else picked.clear(n)
-    return picked.select(
-        pl.col("bid").cast(pl.Float64),
-        pl.col("ask").cast(pl.Float64),
-        *[(pl.col(c).cast(pl.Int64) if c in present else pl.lit(None, dtype=pl.Int64)).alias(c) for c in sizes],
-        pl.col("ts_ns").cast(pl.Int64).alias("quote_ts_ns"),
-    )
+        matched = picked.select(
+            pl.col("bid").cast(pl.Float64),
+            pl.col("ask").cast(pl.Float64),
+            *[(pl.col(c).cast(pl.Int64) if c in present else pl.lit(None, dtype=pl.Int64)).alias(c) for c in _SIZE_COLUMNS],
+            pl.col("ts_ns").cast(pl.Int64).alias("quote_ts_ns"),
+        ).with_columns(quote_age_ns=pl.Series(t_ts) - pl.col("quote_ts_ns"))
+        codes = _flag_kernel(
+            idx, t_ts, q_ts, matched.get_column("bid").to_numpy(), matched.get_column("ask").to_numpy(), max_age
+        )
+    return matched.with_columns(nbbo_flag=pl.Series(codes).cat.to(FLAG_DTYPE))
 
 
 def _instrument_runs(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
@@ -407,8 +526,9 @@ def asof_join_quotes(
         mode = _MODE_AT_OR_BEFORE_SEQUENCE
     else:
         mode = _MODE_STRICT_TIME if strict else _MODE_AT_OR_BEFORE
-    idx, t_bad, q_bad = _asof_runs_kernel(
-        t_start, t_ts, t_seq, q_start, q_ts, q_seq, pair_t, pair_q, chunks, int(settings.lag_ns), mode
+    idx = np.empty(trades.height, dtype=np.int64)
+    t_bad, q_bad = _asof_runs_kernel(
+        t_start, t_ts, t_seq, q_start, q_ts, q_seq, pair_t, pair_q, chunks, int(settings.lag_ns), mode, idx
     )
     for table, values, start, desc, bad, ts, seq in (
         ("trades", t_inst, t_start, t_desc, t_bad, t_ts, t_seq),
@@ -419,15 +539,8 @@ def asof_join_quotes(
         if rows:
             _raise_unsorted(table, instrument, values, ts, seq, min(rows))
 
-    matched = _gather_matched(quotes, idx)
-    bid = matched.get_column("bid").to_numpy()
-    ask = matched.get_column("ask").to_numpy()
-    q_ts_all = quotes.get_column("ts_ns").cast(pl.Int64).to_numpy() if quotes.height else np.zeros(1, np.int64)
-    codes = _flag_kernel(idx, t_ts, q_ts_all, bid, ask, int(settings.max_quote_age_ns))
-    out = pl.concat([trades, matched], how="horizontal").with_columns(
-        quote_age_ns=pl.col("ts_ns").cast(pl.Int64) - pl.col("quote_ts_ns")
-    )
-    return out.with_columns(nbbo_flag=pl.Series(codes).cat.to(FLAG_DTYPE))
+    matched = _matched_quotes(quotes, idx, t_ts, q_ts, int(settings.max_quote_age_ns))
+    return pl.concat([trades, matched], how="horizontal")
 
 
 def join_quality(joined: pl.DataFrame) -> dict[str, float | int | None]:

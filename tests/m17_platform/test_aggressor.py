@@ -223,3 +223,25 @@ def test_esh4_accuracy():
     # measured: quote, Lee-Ready, EMO, CLNV 100 %; tick 74.8 %: CME prints always execute against the pre-trade book
     assert acc["lee_ready"] >= 0.99 and acc["quote"] >= 0.99
     assert 0.6 < acc["tick"] < 0.9
+
+
+def test_sliced_and_chunked_frames_with_nulls():
+    """Columns are read through their Arrow buffers: a slice (bit offset of the validity)
+    and several chunks classify like a freshly built frame."""
+    n = 300
+    bid = [None if i % 11 == 0 else 10.0 for i in range(n)]
+    ask = [None if i % 13 == 0 else 10.10 for i in range(n)]
+    price = [None if i % 17 == 0 else [10.10, 10.0, 10.05, 10.08, 10.2][i % 5] for i in range(n)]
+    f = trades(price, bid=bid, ask=ask, bid_size=[i % 4 for i in range(n)], ask_size=[i % 3 for i in range(n)],
+               size=[i % 5 for i in range(n)])
+    pieces = pl.concat([f.slice(0, 100), f.slice(100)], rechunk=False)
+    assert pieces.get_column("bid").n_chunks() == 2
+    for rule in ("quote", "emo", "clnv", "depth", "trade_size"):
+        whole = classify(f, rule)
+        assert classify(pieces, rule).equals(whole)
+        for start in (1, 5, 8, 77):
+            sliced = f.slice(start, 150)
+            fresh = pl.DataFrame([pl.Series(c.name, c.to_list(), dtype=c.dtype) for c in sliced.get_columns()])
+            assert classify(sliced, rule).equals(classify(fresh, rule))
+            if rule == "quote":  # the others fall back to ticks, which see the slice's first row
+                assert classify(sliced, rule).equals(whole.slice(start, 150))

@@ -223,3 +223,54 @@ def test_sequence_tiebreak_gives_each_print_of_one_instant_its_own_quote():
     assert by_time["bid"].to_list() == [1.0, 1.0]
     strict = asof_join_quotes(trades, quotes, instrument="sym", strict_sequence=True)
     assert strict["bid"].to_list() == [None, 0.9]
+
+
+def test_long_runs_match_polars_join_asof():
+    """Runs of thousands of rows: the kernels scan in blocks of 512 rows."""
+    trades, quotes = _random(11, 4_000, 9_000, 3, 10**6)
+    for mode in ("at_or_before", "strict"):
+        joined = asof_join_quotes(trades, quotes, instrument="sym", strict=(mode == "strict"))
+        qrow = _reference(trades, quotes, mode=mode).get_column("qrow")
+        assert joined.get_column("quote_ts_ns").equals(quotes.get_column("ts_ns").gather(qrow), check_names=False)
+        assert joined.get_column("bid_size").equals(quotes.get_column("bid_size").gather(qrow), check_names=False)
+
+
+@pytest.mark.parametrize("row", [1, 511, 512, 513, 1_025, 2_990, 2_999])
+@pytest.mark.parametrize("tie", [False, True])
+def test_unsorted_quote_found_at_any_row(row, tie):
+    """A step back (or a sequence step back at equal ts) anywhere in a long run is reported,
+    before, inside and after the rows the trades' scan passes."""
+    n = 3_000
+    ts = np.arange(n, dtype=np.int64) * 10
+    seq = np.zeros(n, dtype=np.int64)
+    if tie:
+        ts[row] = ts[row - 1]
+        seq[row - 1] = 1
+    else:
+        ts[row] = ts[row - 1] - 1
+    quotes = pl.DataFrame({"sym": "A", "ts_ns": ts, "sequence": seq, "bid": 1.0, "ask": 2.0})
+    trades = pl.DataFrame({"sym": ["A", "A"], "ts_ns": [5_005, 20_000], "sequence": [0, 0]})
+    with pytest.raises(ValueError, match=rf"quotes is not sorted .* row {row} "):
+        asof_join_quotes(trades, quotes, instrument="sym")
+    if tie:  # the same tie with increasing sequences is in order
+        in_order = quotes.with_columns(sequence=pl.int_range(n, dtype=pl.Int64))
+        assert asof_join_quotes(trades, in_order, instrument="sym").get_column("quote_ts_ns").to_list() == [5_000, 20_000]
+
+
+def test_run_boundaries_and_unusual_quote_dtypes():
+    """Instruments change at and around block edges; integer prices, int16 sizes and a
+    sliced quote table give the same result as the float64 / int64 table."""
+    sizes = [511, 1, 513, 1_024, 3]
+    syms = np.repeat([f"S{i}" for i in range(len(sizes))], sizes)
+    n = len(syms)
+    quotes = pl.DataFrame(
+        {"sym": syms, "ts_ns": np.arange(n) % 700 * 10, "sequence": np.arange(n), "bid": (np.arange(n) % 50).astype(np.int64),
+         "ask": (np.arange(n) % 50 + 1).astype(np.int64), "bid_size": np.arange(n) % 7, "ask_size": np.arange(n) % 5}
+    ).sort("sym", "ts_ns", "sequence")
+    trades = quotes.select("sym", ts_ns=pl.col("ts_ns") + 5, sequence="sequence").gather_every(3)
+    base = asof_join_quotes(trades, quotes.with_columns(pl.col("bid", "ask").cast(pl.Float64)), instrument="sym")
+    assert base.get_column("nbbo_flag").value_counts().height > 1
+    odd = asof_join_quotes(trades, quotes.with_columns(pl.col("bid_size", "ask_size").cast(pl.Int16)), instrument="sym")
+    assert odd.equals(base)
+    padded = pl.concat([quotes.head(3).with_columns(sym=pl.lit("A")), quotes]).slice(3)
+    assert asof_join_quotes(trades, padded, instrument="sym").equals(base)
