@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets.checks import table_key
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
 from m17_platform import enrichment, flow, quality
-from m17_platform.report import PLOT_COLUMNS, build_daily_report, write_report
+from m17_platform.report import build_daily_report, plot_columns, write_report
 from m17_platform.schemas import ALL_TABLES, GOLD, RAW
 from m17_platform.settings import DEFAULT
 from resources import LakeResource
@@ -42,7 +42,8 @@ def daily_report(context: AssetExecutionContext, lake: LakeResource) -> Material
         elif spec.layer != GOLD:
             checks[name] = enrichment.check_table_batches(name, batches)
         large = manifest.rows > DEFAULT.report.max_full_rows
-        tables[name] = store.read(spec, ref, columns=[c for c in spec.columns if c in PLOT_COLUMNS] if large else None)
+        columns = [c for c in plot_columns(name) if c in spec.columns] if large else None
+        tables[name] = store.read(spec, ref, columns=columns or None)
         if spec.layer == GOLD and all(n in tables for n in flow.checks.INPUTS[name]):
             checks[name] = flow.check_table(name, tables[name], tables)
     report = build_daily_report(ref.trade_date, ref.underlying, tables, checks, manifests=manifests)

@@ -173,10 +173,17 @@ def _with_et(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
     return frame.select(["bucket_start_ns", "bucket_start_et", *rest])
 
 
-PLOT_COLUMNS: frozenset[str] = frozenset(
-    {"ts_ns", "size", "canceled", "option_symbol", "right", "price", "multiplier", "bid", "ask", "bid_px_00", "ask_px_00"}
-)
-"""Every column the report's plots read: a large table need only bring these."""
+def plot_columns(table: str) -> list[str]:
+    """The columns of ``table`` the report's plots read (``ts_ns`` alone for a table it
+    only counts): a large table need only bring these."""
+    if table in TRADE_TABLES:
+        extra = ["option_symbol", "right", "price"] if table == "option_trades" else []
+        return ["ts_ns", "size", "canceled", *extra]
+    if table in QUOTE_TABLES:
+        return ["ts_ns", *QUOTE_TABLES[table]]
+    if table == "option_contracts":
+        return ["option_symbol", "multiplier"]
+    return ["ts_ns"]
 
 
 def _not_canceled(frame: pl.DataFrame) -> pl.Expr:

@@ -96,7 +96,7 @@ def test_pipeline_benchmark_runs_every_layer_of_a_small_synthetic_day():
 
     res = pipeline.run("small")
     layers = {e["layer"]: e for e in res["layers"]}
-    assert list(layers) == ["raw", "enriched", "gold"]
+    assert list(layers) == ["raw", "enriched", "gold", "report"]
     assert all(e["success"] and e["checks"] > 0 for e in layers.values())
     assert layers["raw"]["rows"]["option_quotes"] == 400_000
     assert layers["gold"]["rows"]["flow_windows"] > 0
