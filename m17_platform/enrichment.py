@@ -15,6 +15,7 @@ their ``source`` prefix; other quotes join at or before ts_ns.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,11 +43,12 @@ _SIDE_OF_VENDOR = {"B": "buy", "S": "sell"}
 # --- NBBO join + aggressor ---------------------------------------------------------------
 
 
-def _sources_match(quotes: pl.DataFrame, prefixes: tuple[str, ...]) -> bool:
+def _sources_match(quotes: pl.DataFrame, patterns: tuple[str, ...]) -> bool:
+    """Whether any quote's ``source`` matches one of the glob ``patterns`` (fnmatch)."""
     if quotes.height == 0 or "source" not in quotes.columns:
         return False
     sources = quotes.get_column("source").unique().to_list()
-    return any(str(s).startswith(prefixes) for s in sources)
+    return any(fnmatch.fnmatchcase(str(s), p) for s in sources for p in patterns)
 
 
 def join_and_classify(
@@ -77,13 +79,14 @@ def join_and_classify(
         From the join: unsorted input (naming the table and row) or missing columns.
     """
     q = quotes.select([instrument, "ts_ns", "sequence", "bid", "ask", "bid_size", "ask_size"])
+    at_trade = _sources_match(quotes, settings.nbbo.at_trade_quote_sources)
     joined = asof_join_quotes(
         trades,
         q,
         instrument=instrument,
         settings=settings.nbbo,
-        strict_sequence=_sources_match(quotes, settings.nbbo.post_event_quote_sources),
-        sequence_tiebreak=_sources_match(quotes, settings.nbbo.at_trade_quote_sources),
+        strict_sequence=not at_trade and _sources_match(quotes, settings.nbbo.post_event_quote_sources),
+        sequence_tiebreak=at_trade,
     )
     return classify(joined, settings.aggressor.default_rule, instrument=instrument, settings=settings.aggressor)
 

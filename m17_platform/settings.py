@@ -173,20 +173,21 @@ class NbboSettings:
     max_quote_age_ns : int
         A matched quote older than this (``trade.ts_ns - quote.ts_ns``, ns) is flagged
         ``stale`` (default 1 s = 1_000_000_000 ns).
-    post_event_quote_sources : str prefixes of quote ``source`` values whose rows are
-        the book *after* an event that shares the trade's (ts_ns, sequence) (books
-        rebuilt from LOBSTER messages or Databento MBO). Trades join those quotes
-        strictly before (ts_ns, sequence).
-    at_trade_quote_sources : str prefixes of quote ``source`` values whose rows carry
+    post_event_quote_sources : glob patterns (fnmatch) of quote ``source`` values whose
+        rows are the book *after* an event that shares the trade's (ts_ns, sequence)
+        (books rebuilt from LOBSTER messages or Databento MBO, Databento MBP-1/10).
+        Trades join those quotes strictly before (ts_ns, sequence).
+    at_trade_quote_sources : glob patterns of quote ``source`` values whose rows carry
         the trades' own sequence numbers and are in force at the trade (Cboe's NBBO at
-        each print): trades join them at or before (ts_ns, sequence). Other quotes join
-        at or before ts_ns.
+        each print; Databento tbbo / tcbbo, the quote just before each trade): trades
+        join them at or before (ts_ns, sequence). They win over the post-event
+        patterns. Other quotes join at or before ts_ns.
     """
 
     lag_ns: int = 0
     max_quote_age_ns: int = 1_000_000_000
-    post_event_quote_sources: tuple[str, ...] = ("lobster.", "databento.")
-    at_trade_quote_sources: tuple[str, ...] = ("cboe_datashop.option_trades",)
+    post_event_quote_sources: tuple[str, ...] = ("lobster.*", "databento.*")
+    at_trade_quote_sources: tuple[str, ...] = ("cboe_datashop.option_trades*", "databento.*.tbbo", "databento.*.tcbbo")
 
 
 @dataclass(frozen=True)
