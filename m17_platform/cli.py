@@ -1,6 +1,6 @@
 """The ``m17`` command line (a composition root, like definitions.py).
 
-    m17 demo                 materialize every asset and check for each bundled sample partition
+    m17 demo                 materialize every asset and check for each bundled sample partition and a synthetic day
     m17 ingest --source S --date D --underlying U [--set KEY=VALUE]   raw partitions from a source
     m17 test [pytest args]   run the test suite
     m17 dev                  Dagster UI + daemon on 127.0.0.1
@@ -60,14 +60,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from assets.partitions import UNDERLYINGS, partition_key
     from assets.reports import report_path
     from m17_platform.definitions import defs
-    from m17_platform.lake import Lake
+    from m17_platform.lake import Lake, PartitionRef
     from m17_platform.schemas import ALL_TABLES
     from m17_platform.settings import DEFAULT
     from m17_platform.sources.samples import SAMPLE_PARTITIONS
 
     started = time.perf_counter()
     instance = _instance()
-    wanted = sorted({p.underlying for p in SAMPLE_PARTITIONS})
+    wanted = sorted({p.underlying for p in SAMPLE_PARTITIONS} | {"SPY"})
     have = set(instance.get_dynamic_partitions(UNDERLYINGS.name))
     if missing := [u for u in wanted if u not in have]:
         instance.add_dynamic_partitions(UNDERLYINGS.name, missing)
@@ -85,12 +85,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lake = Lake(lake_root)
     rows_out = []
     failures = 0
-    for part in SAMPLE_PARTITIONS:
-        key = partition_key(part.ref)
-        print(f"m17 demo: materializing {key} ...", flush=True)
-        result = job.execute_in_process(
-            partition_key=key, instance=instance, run_config=run_config, raise_on_error=False
-        )
+    synthetic = DEFAULT.synthetic
+    demo_runs = [(part.ref, {"kind": "samples"}, "bundled samples") for part in SAMPLE_PARTITIONS]
+    demo_runs.append((
+        PartitionRef(synthetic.demo_day, "SPY"),
+        {"kind": "synthetic", "synthetic_scale": synthetic.demo_scale},
+        f"synthetic day at {synthetic.demo_scale:g} of full size",
+    ))
+    for ref, market_data, what in demo_runs:
+        key = partition_key(ref)
+        print(f"m17 demo: materializing {key} from {what} ...", flush=True)
+        config = {**run_config, "resources": {**run_config["resources"], "market_data": {"config": market_data}}}
+        result = job.execute_in_process(partition_key=key, instance=instance, run_config=config, raise_on_error=False)
         evaluations = result.get_asset_check_evaluations()
         passed = sum(1 for e in evaluations if e.passed)
         failed = [f"{e.asset_key.path[-1]}.{e.check_name}" for e in evaluations if not e.passed]
@@ -99,10 +105,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             failures += 1
         counts = {}
         for name, spec in ALL_TABLES.items():
-            manifest = lake.manifest(spec, part.ref)
+            manifest = lake.manifest(spec, ref)
             if manifest is not None and manifest.rows:
                 counts[name] = manifest.rows
-        rows_out.append((str(part.ref), result.success, counts, passed, failed, report_path(str(reports_root), part.ref)))
+        rows_out.append((str(ref), result.success, counts, passed, failed, report_path(str(reports_root), ref)))
     elapsed = time.perf_counter() - started
 
     print()

@@ -449,6 +449,10 @@ class SyntheticSettings:
     Identity and sizes
     ------------------
     seed : random seed; the same seed, date and underlying give the same rows, bit for bit.
+    demo_day : the trade date ``m17 demo`` simulates (an XNYS session).
+    demo_scale : row counts of the demo's synthetic day relative to the full day (0.02:
+        400,000 option quotes and 10,000 prints; ``m17 ingest --source synthetic`` makes
+        the full day).
     option_quotes : option NBBO updates in the day, all contracts (count).
     option_trades : option prints in the day, all contracts (count).
     stock_quotes : underlying NBBO updates in the day (count).
@@ -580,6 +584,8 @@ class SyntheticSettings:
     """
 
     seed: int = 17
+    demo_day: dt.date = dt.date(2025, 11, 10)
+    demo_scale: float = 0.02
     option_quotes: int = 20_000_000
     option_trades: int = 500_000
     stock_quotes: int = 1_500_000

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from m17_platform.settings import DEFAULT
 from m17_platform.sources.samples import SAMPLE_PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_demo_materializes_every_sample_partition(tmp_path):
+def test_demo_materializes_every_sample_partition_and_a_synthetic_day(tmp_path):
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path / "home"))
     proc = subprocess.run(
         [sys.executable, "-m", "m17_platform.cli", "demo",
@@ -24,6 +25,9 @@ def test_demo_materializes_every_sample_partition(tmp_path):
     out = proc.stdout
     assert "2012-06-21|AMZN  ok" in out and "stock_trades=11,419" in out
     assert "option_trades=2,295" in out and "futures_trades=2,973" in out
+    synthetic = DEFAULT.synthetic.scaled(DEFAULT.synthetic.demo_scale)
+    assert f"{DEFAULT.synthetic.demo_day.isoformat()}|SPY" in out
+    assert f"option_quotes={synthetic.option_quotes:,}" in out and "flow_windows=" in out
     for part in SAMPLE_PARTITIONS:
         report = tmp_path / "reports" / part.trade_date.isoformat() / f"{part.underlying}.html"
         assert report.exists() and str(report) in out
