@@ -97,7 +97,9 @@ def test_pipeline_benchmark_runs_every_layer_of_a_small_synthetic_day():
     res = pipeline.run("small")
     layers = {e["layer"]: e for e in res["layers"]}
     assert list(layers) == ["raw", "enriched", "gold", "report"]
-    assert all(e["success"] and e["checks"] > 0 for e in layers.values())
+    assert all(e["success"] for e in layers.values())
+    assert all(layers[name]["checks"] > 0 and layers[name]["checks_passed"] == layers[name]["checks"]
+               for name in ("raw", "enriched", "gold"))
     assert layers["raw"]["rows"]["option_quotes"] == 400_000
     assert layers["gold"]["rows"]["flow_windows"] > 0
     assert res["ratio_to_raw"]["raw"] == 1.0
