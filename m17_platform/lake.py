@@ -522,21 +522,22 @@ class Lake:
                 raise LakeError(f"{path}: sha256 does not match the manifest's {entry.sha256}")
             pfile = pq.ParquetFile(path)
             for row_group in range(pfile.num_row_groups):
-                part = pl.from_arrow(pfile.read_row_group(row_group, columns=columns).cast(schema))
-                pending.append(part)
-                held += part.height
-                if held < max_rows:
-                    continue
-                frame = pl.concat(pending)
-                groups = frame.select(key.alias("_group")).get_column("_group")
-                # cut before the last group's first row, unless that leaves nothing
-                cut = frame.height - int((groups == groups[-1]).sum())
-                if cut == 0:
-                    pending, held = [frame], frame.height
-                    continue
-                yield frame.slice(0, cut)
-                rest = frame.slice(cut)
-                pending, held = [rest], rest.height
+                row_group_frame = pl.from_arrow(pfile.read_row_group(row_group, columns=columns).cast(schema))
+                for part in row_group_frame.iter_slices(max_rows):
+                    pending.append(part)
+                    held += part.height
+                    if held < max_rows:
+                        continue
+                    frame = pl.concat(pending)
+                    groups = frame.select(key.alias("_group")).get_column("_group")
+                    # cut before the last group's first row, unless that leaves nothing
+                    cut = frame.height - int((groups == groups[-1]).sum())
+                    if cut == 0:
+                        pending, held = [frame], frame.height
+                        continue
+                    yield frame.slice(0, cut)
+                    rest = frame.slice(cut)
+                    pending, held = [rest], rest.height
         if held:
             yield pl.concat(pending)
 
