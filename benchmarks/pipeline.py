@@ -7,7 +7,7 @@ time and peak RSS are its own: raw streams the day from
 every option, stock and ES print to its quote and computes IV and greeks of every print
 and quote; gold builds flow windows, packets, alerts, dealer gamma, off-exchange events
 and bars; report writes the daily HTML report, re-running every table's checks. Sizes: ``full`` is the default day (20,000,000 option quotes, 500,000 option
-prints), ``small`` 2 % of it. The ratios put each layer next to the raw ingest time.
+prints), ``small`` 2 % of it, ``tiny`` 0.2 % (the smoke test). The ratios put each layer next to the raw ingest time.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.cli import bench_main
 
-SIZES = {"full": 1.0, "small": 0.02}
+SIZES = {"full": 1.0, "small": 0.02, "tiny": 0.002}
 REPEATS = 1
 DAY = "2025-11-10"
 UNDERLYING = "SPY"

@@ -91,15 +91,15 @@ def test_greeks_run_reports_ratio_line(capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_pipeline_benchmark_runs_every_layer_of_a_small_synthetic_day():
+def test_pipeline_benchmark_runs_every_layer_of_a_tiny_synthetic_day():
     from benchmarks import pipeline
 
-    res = pipeline.run("small")
+    res = pipeline.run("tiny")
     layers = {e["layer"]: e for e in res["layers"]}
     assert list(layers) == ["raw", "enriched", "gold", "report"]
     assert all(e["success"] for e in layers.values())
     assert all(layers[name]["checks"] > 0 and layers[name]["checks_passed"] == layers[name]["checks"]
                for name in ("raw", "enriched", "gold"))
-    assert layers["raw"]["rows"]["option_quotes"] == 400_000
+    assert layers["raw"]["rows"]["option_quotes"] == 40_000
     assert layers["gold"]["rows"]["flow_windows"] > 0
     assert res["ratio_to_raw"]["raw"] == 1.0
