@@ -37,7 +37,7 @@ def build_raw_asset(spec: TableSchema):
         ref, store = partition_ref(context.partition_key), lake.lake()
         with market_data.progress(spec.name, ref) as progress:
             manifest = ingest.ingest_table(
-                store, market_data.source(), spec.name, ref, settings=market_data.settings(), progress=progress
+                store, market_data.source(store), spec.name, ref, settings=market_data.settings(), progress=progress
             )
         return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))))
 

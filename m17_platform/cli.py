@@ -9,6 +9,9 @@
     m17 docs                 regenerate docs/data_dictionary.md
     m17 eval aggressor PATH... / m17 eval greeks PATH [--json]
     m17 bench NAME [--size small|full] [--json]
+    m17 capture --underlying U [--all-contracts] [--duration S] [--set KEY=VALUE]   websocket capture into the landing zone
+    m17 replay serve (--in-dir DIR | --partition DATE|U) [--bind 127.0.0.1:9000] [--speed X]
+    m17 replay record --out-dir DIR --stocks T.SPY,Q.SPY --options T.*  [--duration S]
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from m17_platform.settings import PROJECT_ROOT
+from m17_platform.settings import DEFAULT, PROJECT_ROOT
+
+DEFAULT_REPLAY_SPEED = DEFAULT.capture.replay_speed
 
 DAGSTER_HOME = PROJECT_ROOT / ".m17" / "dagster_home"
 DAGSTER_YAML = """\
@@ -314,6 +319,40 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    """Capture the websocket feeds into the landing zone until stopped."""
+    from m17_platform.capture.commands import capture_settings, run_capture
+
+    settings = capture_settings(_overrides(args.set))
+    return run_capture([u.upper() for u in args.underlying], all_contracts=args.all_contracts,
+                       landing_root=args.landing_root, duration_s=args.duration, settings=settings)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Serve a recording or a lake partition over the websocket protocol, or record the live feeds."""
+    from m17_platform.capture import commands
+
+    if args.action == "serve":
+        if bool(args.in_dir) == bool(args.partition):
+            raise SystemExit("m17 replay serve: give exactly one of --in-dir DIR or --partition DATE|UNDERLYING")
+        return commands.run_replay_serve(in_dir=args.in_dir, partition=args.partition, lake_root=args.lake_root,
+                                         bind=args.bind, speed=args.speed, underlyings=None)
+    if not args.out_dir:
+        raise SystemExit("m17 replay record: --out-dir is required")
+    subs = {feed: [c for c in (getattr(args, feed) or "").split(",") if c] for feed in ("stocks", "options")}
+    return commands.run_replay_record(out_dir=args.out_dir, subscriptions=subs, duration_s=args.duration)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="m17", description="m17_platform: options market-microstructure data platform")
@@ -343,13 +382,31 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", action="store_true", help="print the tables as JSON")
     bench = sub.add_parser("bench", help="benchmarks against peer libraries (benchmarks/NAME.py)")
     bench.add_argument("name")
+    cap = sub.add_parser("capture", help="capture Polygon websocket trades and quotes into the landing zone")
+    cap.add_argument("--underlying", action="append", required=True, help="underlying to capture (repeatable)")
+    cap.add_argument("--all-contracts", action="store_true", help="every listed contract, not the ATM +- N 0DTE window")
+    cap.add_argument("--landing-root", default=None, help="landing zone (default $M17_LANDING_ROOT or data/landing)")
+    cap.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)")
+    cap.add_argument("--set", action="append", metavar="KEY=VALUE", help="CaptureSettings override, e.g. batch_seconds=1")
+    rep = sub.add_parser("replay", help="serve a recording or a lake partition over the websocket protocol, or record one")
+    rep.add_argument("action", choices=["serve", "record"])
+    rep.add_argument("--in-dir", default=None, help="serve: a recording folder")
+    rep.add_argument("--partition", default=None, help="serve: a raw lake partition, DATE|UNDERLYING")
+    rep.add_argument("--lake-root", default=None, help="serve --partition: lake root (default data/lake)")
+    rep.add_argument("--bind", default="127.0.0.1:9000", help="serve: host:port")
+    rep.add_argument("--speed", type=float, default=DEFAULT_REPLAY_SPEED, help="serve: event time per wall second (0: as fast as possible)")
+    rep.add_argument("--out-dir", default=None, help="record: the recording folder")
+    rep.add_argument("--stocks", default=None, help="record: stocks channels, e.g. T.SPY,Q.SPY")
+    rep.add_argument("--options", default=None, help="record: options channels, e.g. T.O:SPY251110C00685000")
+    rep.add_argument("--duration", type=float, default=None, help="record: stop after this many seconds")
 
     if argv and argv[0] == "test":
         return cmd_test(argparse.Namespace(command="test"), argv[1:])
     if argv and argv[0] == "bench" and len(argv) > 1 and not argv[1].startswith("-"):
         return cmd_bench(argparse.Namespace(command="bench", name=argv[1]), argv[2:])
     args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "ingest": cmd_ingest, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs, "eval": cmd_eval}
+    handlers = {"demo": cmd_demo, "ingest": cmd_ingest, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs, "eval": cmd_eval,
+                "capture": cmd_capture, "replay": cmd_replay}
     return handlers[args.command](args)
 
 

@@ -10,7 +10,7 @@ knows the truth (the synthetic market) has it written beside the partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import polars as pl
 
@@ -29,6 +29,32 @@ def _chunks(source: Source, table_name: str, ref: PartitionRef, settings: Settin
     if table_name not in source.tables():
         return
     yield from source.chunks(table_name, ref)
+
+
+class _ExtrasAfterChunks(Mapping[str, str]):
+    """A source's text files for the partition (``source.extras(table, ref)``, e.g. the
+    capture's ledger of landed batches), asked for only after the lake has consumed
+    the chunks; none when the source has no ``extras``."""
+
+    def __init__(self, source: Source, table_name: str, ref: PartitionRef) -> None:
+        self._args = (source, table_name, ref)
+        self._files: Mapping[str, str] | None = None
+
+    def _get(self) -> Mapping[str, str]:
+        if self._files is None:
+            source, table_name, ref = self._args
+            extras = getattr(source, "extras", None)
+            self._files = dict(extras(table_name, ref)) if extras is not None and table_name in source.tables() else {}
+        return self._files
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def ingest_table(
@@ -84,7 +110,10 @@ def ingest_table(
                 progress(chunk.frame.height)
             yield chunk.frame
 
-    manifest = lake.write_chunks(spec, ref, frames(), source=source.name, stats=stats, settings=settings.ingest)
+    extras = _ExtrasAfterChunks(source, table_name, ref)
+    manifest = lake.write_chunks(
+        spec, ref, frames(), source=source.name, stats=stats, settings=settings.ingest, extras=extras
+    )
     truth = getattr(source, "ground_truth", None)
     if truth is not None and table_name in source.tables():
         frame = truth(table_name, ref)

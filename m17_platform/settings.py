@@ -988,6 +988,60 @@ class BarSettings:
 
 
 @dataclass(frozen=True)
+class CaptureSettings:
+    """Streaming capture over Polygon's websocket protocol (owned by ``m17_platform/capture/``).
+
+    stocks_ws_url / options_ws_url : websocket endpoints (``M17_STOCKS_WS_URL`` /
+        ``M17_OPTIONS_WS_URL`` override them; the replay server serves ``/stocks`` and
+        ``/options`` on its bind address).
+    landing_root : where micro-batches, their manifest, gaps and rejects land
+        (``M17_LANDING_ROOT`` overrides it).
+    strikes_each_side : the strike window is the ATM strike plus this many listed strikes
+        above and below it, calls and puts (count; 3 gives 7 strikes, 14 contracts).
+    recenter_dollars : re-centre the window when the underlying has moved more than this
+        from the price it was last centred on (dollars).
+    recenter_seconds : re-centre at least this often, in event time of the underlying's
+        feed, so a replay at any speed re-centres at the same events (s).
+    contract_refresh_seconds : reload the listed 0DTE contracts (REST
+        ``/v3/reference/options/contracts``) this often, wall clock (s).
+    batch_seconds : a micro-batch is written at least this often while events arrive (s).
+    batch_events : ... or as soon as it holds this many events (events).
+    backoff_initial_seconds : first reconnect delay after a dropped connection (s); doubled
+        per failed attempt up to ``backoff_max_seconds``.
+    backoff_max_seconds : longest reconnect delay (s).
+    backoff_jitter : each delay is multiplied by a uniform factor in [1 - jitter, 1 + jitter]
+        so many clients do not reconnect in lockstep (fraction).
+    auth_timeout_seconds : how long to wait for the server's connected / auth / subscribe
+        replies before treating the connection as failed (s).
+    metrics_host / metrics_port : Prometheus ``/metrics`` endpoint (127.0.0.1:9095; port 0
+        picks a free port).
+    max_frame_events : most events the replay server bundles into one frame (events).
+    replay_speed : replay pace: event time advances this many times faster than wall time;
+        0 serves as fast as the client reads (dimensionless).
+    source_name : the ``source`` column of captured rows.
+    """
+
+    stocks_ws_url: str = "wss://socket.massive.com/stocks"
+    options_ws_url: str = "wss://socket.massive.com/options"
+    landing_root: Path = PROJECT_ROOT / "data" / "landing"
+    strikes_each_side: int = 3
+    recenter_dollars: float = 0.50
+    recenter_seconds: float = 60.0
+    contract_refresh_seconds: float = 60.0
+    batch_seconds: float = 5.0
+    batch_events: int = 50_000
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    backoff_jitter: float = 0.25
+    auth_timeout_seconds: float = 10.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9095
+    max_frame_events: int = 1_000
+    replay_speed: float = 1.0
+    source_name: str = "polygon.ws"
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, one object per concern."""
 
@@ -1010,6 +1064,7 @@ class Settings:
     gamma: GammaSettings = field(default_factory=GammaSettings)
     off_exchange: OffExchangeSettings = field(default_factory=OffExchangeSettings)
     bars: BarSettings = field(default_factory=BarSettings)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
 
 
 DEFAULT = Settings()

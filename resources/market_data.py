@@ -15,12 +15,13 @@ from dataclasses import replace
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from m17_platform.lake import PartitionRef
+from m17_platform.capture.config import landing_root
+from m17_platform.lake import Lake, PartitionRef
 from m17_platform.settings import DEFAULT, Settings
 from m17_platform.sources.base import Source
 from m17_platform.sources.samples import DEFAULT_SAMPLES_DIR, SamplesSource
 
-SOURCE_KINDS = ("samples", "synthetic", "polygon", "flatfiles", "databento")
+SOURCE_KINDS = ("samples", "synthetic", "polygon", "flatfiles", "databento", "capture")
 SOURCE_ENV = "M17_SOURCE"
 
 
@@ -30,13 +31,16 @@ class MarketDataResource(ConfigurableResource):
     kind : ``samples`` (bundled real samples, no key), ``synthetic`` (the seeded SPY
         day), ``polygon`` (REST, ``POLYGON_API_KEY``), ``flatfiles`` (Polygon/Massive S3
         flat files, ``POLYGONIO_ACCESS_KEY_ID`` / ``POLYGONIO_SECRET_ACCESS_KEY``),
-        ``databento`` (DBN files, or the Historical API with ``DATABENTO_API_KEY``);
-        empty: ``$M17_SOURCE``, else ``samples``.
+        ``databento`` (DBN files, or the Historical API with ``DATABENTO_API_KEY``),
+        ``capture`` (the micro-batches ``m17 capture`` landed under ``landing_root``,
+        each batch once); empty: ``$M17_SOURCE``, else ``samples``.
+    landing_root : the capture's landing zone for kind=capture (empty: ``$M17_LANDING_ROOT``,
+        else ``CaptureSettings.landing_root``).
     samples_dir : folder of the bundled samples.
     progress_bar : show a progress bar (rows) on stderr while a table streams in.
     """
 
-    kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
+    kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento", "capture"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
     samples_dir: str = str(DEFAULT_SAMPLES_DIR)
     synthetic_seed: int | None = Field(default=None, description="seed of the synthetic day (default SyntheticSettings.seed)")
     synthetic_scale: float = Field(default=1.0, description="row counts of the synthetic day times this (1.0: 20M option quotes)")
@@ -44,6 +48,7 @@ class MarketDataResource(ConfigurableResource):
         default_factory=list,
         description="DBN files (zstd or plain, any schema) for kind=databento; empty: the Historical API with $DATABENTO_API_KEY",
     )
+    landing_root: str = Field(default="", description="capture landing zone for kind=capture (empty: $M17_LANDING_ROOT or data/landing)")
     progress_bar: bool = False
     risk_free_rate: float = Field(
         default=DEFAULT.rates.risk_free_rate,
@@ -67,10 +72,17 @@ class MarketDataResource(ConfigurableResource):
             raise ValueError(f"unknown source kind {kind!r} (config market_data.kind or ${SOURCE_ENV}); expected one of {SOURCE_KINDS}")
         return kind
 
-    def source(self) -> Source:
-        """The :class:`~m17_platform.sources.base.Source` of this run."""
+    def source(self, lake: Lake | None = None) -> Source:
+        """The :class:`~m17_platform.sources.base.Source` of this run (``lake``: where
+        kind=capture reads back what it landed before)."""
         kind = self.resolved_kind()
         settings = self.settings()
+        if kind == "capture":
+            from m17_platform.capture.compaction import LandingSource
+
+            if lake is None:
+                raise ValueError("source kind 'capture' lands into a lake: pass the run's lake")
+            return LandingSource(landing_root(self.landing_root), lake, chunk_rows=settings.ingest.chunk_rows)
         if kind == "samples":
             return SamplesSource(self.samples_dir, settings)
         if kind == "synthetic":

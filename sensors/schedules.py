@@ -1,4 +1,10 @@
-"""Schedules: the end-of-day run of every registered underlying."""
+"""Schedules: the end-of-day run of every registered underlying.
+
+A partition whose day the streaming capture landed batches for (``CaptureResource``'s
+manifest has acknowledged batches of a raw table for that day and underlying) runs with
+``market_data`` kind=capture, so every batch lands in the raw partitions (each once)
+before the enrichment reads them; the other partitions run with the default source.
+"""
 
 import datetime as dt
 
@@ -13,8 +19,11 @@ from dagster import (
 from assets.jobs import main_job
 from assets.partitions import UNDERLYINGS, partition_key
 from m17_platform import calendar
+from m17_platform.capture.compaction import CAPTURED_TABLES
 from m17_platform.lake import PartitionRef
 from m17_platform.settings import DEFAULT
+from resources import CaptureResource
+from sensors.capture import capture_run_config
 
 
 @schedule(
@@ -23,20 +32,33 @@ from m17_platform.settings import DEFAULT
     execution_timezone=DEFAULT.sessions.timezone,
     default_status=DefaultScheduleStatus.STOPPED,
     name="end_of_day",
-    description="18:30 ET on weekdays: materialize the day's partition of every registered underlying",
+    description="18:30 ET on weekdays: materialize the day's partition of every registered underlying "
+    "(from the capture's landing zone where it captured the day, else the default source)",
 )
-def end_of_day(context: ScheduleEvaluationContext):
+def end_of_day(context: ScheduleEvaluationContext, capture: CaptureResource):
     day: dt.date = context.scheduled_execution_time.date()
     if not calendar.is_trading_day(day):
         return SkipReason(f"{day.isoformat()} is not a trading day")
     underlyings = context.instance.get_dynamic_partitions(UNDERLYINGS.name)
     if not underlyings:
         return SkipReason("no underlyings registered")
-    return [
-        RunRequest(
-            run_key=f"end_of_day:{day.isoformat()}|{u}",
-            partition_key=partition_key(PartitionRef(day, u)),
-            tags={"m17/trigger": "end_of_day"},
+    root = capture.root()
+    captured: dict[str, list[int]] = {}
+    for entry in capture.entries():
+        if entry.table in CAPTURED_TABLES and entry.ref.trade_date == day:
+            captured.setdefault(entry.underlying, []).append(entry.seq)
+    requests = []
+    for u in sorted(underlyings):
+        seqs = captured.get(u)
+        tags = {"m17/trigger": "end_of_day"}
+        if seqs:
+            tags["m17/batches"] = f"{min(seqs)}-{max(seqs)}"
+        requests.append(
+            RunRequest(
+                run_key=f"end_of_day:{day.isoformat()}|{u}",
+                partition_key=partition_key(PartitionRef(day, u)),
+                run_config=capture_run_config(str(root)) if seqs else {},
+                tags=tags,
+            )
         )
-        for u in sorted(underlyings)
-    ]
+    return requests

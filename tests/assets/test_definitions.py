@@ -7,6 +7,7 @@ import dagster as dg
 from assets.partitions import DAY_BY_UNDERLYING, TRADING_DAYS, partition_ref
 from m17_platform.definitions import defs
 from m17_platform.schemas import ENRICHED_TABLES, GOLD_TABLES, RAW_TABLES
+from resources import CaptureResource
 from sensors.schedules import end_of_day
 from sensors.underlyings import register_underlyings
 
@@ -29,7 +30,7 @@ def test_definitions_load_and_validate():
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(["enriched", "option_trade_greeks"])).parent_keys}
     assert "enriched/option_trades_enriched" in upstream and "raw/rates" in upstream
     assert defs.resolve_job_def("main").partitions_def == DAY_BY_UNDERLYING
-    assert {s.name for s in defs.sensors} == {"register_underlyings"}
+    assert {s.name for s in defs.sensors} == {"register_underlyings", "capture_batches"}
     assert {s.name for s in defs.schedules} == {"end_of_day"}
 
 
@@ -53,13 +54,15 @@ def test_register_underlyings_sensor_adds_configured_underlyings():
         assert isinstance(again, dg.SkipReason)
 
 
-def test_end_of_day_schedule_requests_one_run_per_underlying_on_trading_days():
+def test_end_of_day_schedule_requests_one_run_per_underlying_on_trading_days(tmp_path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("underlying", ["SPY", "VIX"])
         tue = dt.datetime(2023, 12, 26, 18, 30)
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=tue)
+        capture = {"capture": CaptureResource(landing_root=str(tmp_path / "landing"))}
+        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=tue, resources=capture)
         requests = end_of_day(ctx)
         assert [r.partition_key for r in requests] == ["2023-12-26|SPY", "2023-12-26|VIX"]
         assert requests[0].run_key == "end_of_day:2023-12-26|SPY"
-        holiday = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2023, 12, 25, 18, 30))
+        holiday = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2023, 12, 25, 18, 30),
+                                            resources=capture)
         assert isinstance(end_of_day(holiday), dg.SkipReason)

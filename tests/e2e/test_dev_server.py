@@ -50,7 +50,7 @@ def _graphql(port: int, query: str) -> dict:
 @pytest.mark.slow
 def test_dev_server_shows_the_whole_code_location(tmp_path):
     port = _free_port()
-    env = dict(os.environ, DAGSTER_HOME=str(tmp_path))
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path), M17_LANDING_ROOT=str(tmp_path / "landing"))
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     dagster = Path(sys.executable).parent / "dagster"
     # its own session (process group), so the whole tree (webserver, daemon, code server) can be stopped
@@ -82,7 +82,7 @@ def test_dev_server_shows_the_whole_code_location(tmp_path):
         greeks_checks = {c["name"] for c in nodes["enriched/option_quote_greeks"]["assetChecksOrError"]["checks"]}
         assert greeks_checks == {"reprice", "iv_status", "vendor_delta"}
         (repo,) = data["repositoriesOrError"]["nodes"]
-        assert {s["name"] for s in repo["sensors"]} == {"register_underlyings"}
+        assert {s["name"] for s in repo["sensors"]} == {"register_underlyings", "capture_batches"}
         assert {s["name"] for s in repo["schedules"]} == {"end_of_day"}
         assert "main" in {j["name"] for j in repo["jobs"]}
     finally:

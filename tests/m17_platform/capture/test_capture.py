@@ -1,0 +1,142 @@
+"""The capture against ``replay serve`` over real sockets on 127.0.0.1: a real sample day
+lands exactly; a dropped connection reconnects, resubscribes and records a gap;
+malformed frames are counted and kept; the metrics endpoint shows the gauges."""
+
+import urllib.request
+
+import polars as pl
+import pytest
+
+from m17_platform import ingest, schemas
+from m17_platform.capture.compaction import LandingSource
+from m17_platform.capture.landing import read_gaps, read_manifest, read_rejects
+from m17_platform.capture.metrics import CaptureMetrics
+from m17_platform.lake import Lake
+
+
+
+def land(landing_root, lake: Lake, kit) -> None:
+    source = LandingSource(landing_root, lake)
+    for table in kit.CAPTURED:
+        ingest.ingest_table(lake, source, table, kit.VIX_DAY)
+
+
+def expected_rows(vix_lake, kit) -> int:
+    return sum(kit.partition(vix_lake, t).height for t in kit.CAPTURED)
+
+
+def test_capture_of_a_replayed_day_lands_that_day_exactly(vix_lake, replay_of, tmp_path, kit):
+    replay = replay_of(vix_lake, speed=0)
+    cap = kit.CaptureThread(replay, tmp_path / "landing")
+    total = expected_rows(vix_lake, kit)
+    kit.wait_for(lambda: replay.server.finished.is_set() and kit.landed_rows(tmp_path / "landing") == total)
+    summary = cap.stop()
+    assert summary["rejected"] == {} and summary["connections"] == {"stocks": 1, "options": 1}
+    assert read_gaps(tmp_path / "landing") == []
+    out = Lake(tmp_path / "out")
+    land(tmp_path / "landing", out, kit)
+    for table in kit.CAPTURED:
+        want, got = kit.partition(vix_lake, table), kit.partition(out, table)
+        # same rows in the same order (instrument, then time, ties in arrival order); only
+        # the source differs: the rows came over the websocket
+        assert got.drop("source").equals(want.drop("source")), table
+        assert got.get_column("source").unique().to_list() in ([], ["polygon.ws"])
+    assert cap.metrics.subscribed_contracts._value.get() == kit.partition(vix_lake, "option_quotes")["option_symbol"].n_unique()
+
+
+def test_a_dropped_connection_reconnects_resubscribes_and_records_the_gap(vix_lake, replay_of, tmp_path, kit):
+    # the options day (09:30-16:15 ET, 6.75 h) plays in about 3 s
+    replay = replay_of(vix_lake, speed=8_000)
+    root = tmp_path / "landing"
+    cap = kit.CaptureThread(replay, root)
+    kit.wait_for(lambda: any(e.table == "option_quotes" for e in read_manifest(root)))
+    replay.server.drop_connections("options")
+    kit.wait_for(lambda: replay.server.finished.is_set(), timeout=60)
+    kit.wait_for(lambda: cap.capture.batcher.held == 0)
+    summary = cap.stop()
+    assert summary["connections"]["options"] == 2 and summary["connections"]["stocks"] == 1
+    (gap,) = read_gaps(root)
+    assert gap.feed == "options" and gap.end_ns is not None and gap.end_ns >= gap.start_ns
+    assert gap.last_event_ts_ns is not None and gap.first_event_ts_ns > gap.last_event_ts_ns
+    out = Lake(tmp_path / "out")
+    land(root, out, kit)
+    for table in ("option_trades", "option_quotes"):
+        want, got = kit.partition(vix_lake, table), kit.partition(out, table)
+        key = ["option_symbol", "ts_ns", "sequence"]
+        assert got.drop("source").join(want.drop("source"), on=want.drop("source").columns, how="anti").is_empty()
+        missing = want.join(got, on=key, how="anti")
+        # every row not captured lies in the recorded gap (or before the options feed was first
+        # subscribed: the timeline started with the stocks subscription, like a live market),
+        # and rows after the gap were captured: the resubscription restored the same channels
+        first_seen = kit.partition(out, table)["ts_ns"].min()
+        outside = missing.filter(~pl.col("ts_ns").is_between(gap.last_event_ts_ns, gap.first_event_ts_ns))
+        assert outside.filter(pl.col("ts_ns") >= first_seen).is_empty()
+        assert got.filter(pl.col("ts_ns") >= gap.first_event_ts_ns).height > 0
+    assert cap.metrics.reconnects.labels(feed="options")._value.get() == 1
+    assert cap.metrics.gaps.labels(feed="options")._value.get() == 1
+
+
+def test_malformed_frames_are_counted_kept_and_do_not_stop_the_capture(vix_lake, replay_of, tmp_path, kit):
+    replay = replay_of(vix_lake, speed=2_000)
+    root = tmp_path / "landing"
+    cap = kit.CaptureThread(replay, root)
+    kit.wait_for(lambda: cap.capture.links["options"].connections == 1 and cap.metrics.subscribed_contracts._value.get() > 0)
+    bad = [
+        "{not json",
+        '{"ev": "status"',
+        "[42]",
+        '[{"ev": "ZZ", "sym": "O:VIX160608C00012500"}]',
+        '[{"ev": "Q", "sym": "O:VIX160608C00012500", "t": "noon", "q": 1}]',
+        '[{"ev": "T", "sym": "not-an-option", "p": 1.0, "s": 1, "t": 1464787800000, "q": 2}]',
+    ]
+    for text in bad:
+        replay.server.inject("options", text)
+    kit.wait_for(lambda: len(read_rejects(root)) == len(bad))
+    before = cap.metrics.events.labels(feed="options", event="Q")._value.get()
+    kit.wait_for(lambda: cap.metrics.events.labels(feed="options", event="Q")._value.get() > before)
+    cap.stop()
+    kinds = sorted(r["kind"] for r in read_rejects(root))
+    assert kinds == sorted(["invalid_json", "invalid_json", "not_an_object", "unknown_event", "bad_field", "bad_symbol"])
+    assert {r["frame"] for r in read_rejects(root) if r["kind"] == "invalid_json"} == {"{not json", '{"ev": "status"'}
+    assert cap.metrics.malformed.labels(feed="options", kind="invalid_json")._value.get() == 2
+    assert cap.capture.rejected["unknown_event"] == 1
+
+
+def test_metrics_endpoint_shows_the_documented_gauges(vix_lake, replay_of, tmp_path, kit):
+    fresh = CaptureMetrics()
+    assert fresh.since_refresh.collect()[0].samples[0].value == -1.0
+    replay = replay_of(vix_lake, speed=0)
+    cap = kit.CaptureThread(replay, tmp_path / "landing")
+    server, _ = cap.metrics.serve("127.0.0.1", 0)
+    try:
+        kit.wait_for(lambda: replay.server.finished.is_set() and kit.landed_rows(tmp_path / "landing") == expected_rows(vix_lake, kit))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        cap.stop()
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+    n_quotes = kit.partition(vix_lake, "option_quotes").height
+    assert samples['trade_ws_events_total{event="Q",feed="options"}'] == n_quotes
+    assert samples["trade_ws_subscribed_contracts"] > 0
+    assert 0 <= samples["trade_ws_seconds_since_contract_refresh"] < 60
+    assert samples['trade_ws_connected{feed="options"}'] == 1
+    assert samples['trade_ws_reconnects_total{feed="options"}'] == 0
+    assert samples['trade_ws_batches_written_total{table="option_quotes"}'] >= 1
+    assert samples['trade_ws_batch_rows_total{table="option_quotes"}'] == n_quotes
+    assert samples["trade_ws_batch_latency_seconds_count"] >= 1
+    assert "trade_ws_malformed_total" in text or "# TYPE trade_ws_malformed_total counter" in text
+
+
+@pytest.mark.parametrize("table", ["option_quotes"])
+def test_landing_twice_changes_nothing(vix_lake, replay_of, tmp_path, table, kit):
+    replay = replay_of(vix_lake, speed=0)
+    cap = kit.CaptureThread(replay, tmp_path / "landing")
+    kit.wait_for(lambda: replay.server.finished.is_set() and kit.landed_rows(tmp_path / "landing") == expected_rows(vix_lake, kit))
+    cap.stop()
+    out = Lake(tmp_path / "out")
+    land(tmp_path / "landing", out, kit)
+    first = out.manifest(schemas.table(table), kit.VIX_DAY)
+    land(tmp_path / "landing", out, kit)
+    second = out.manifest(schemas.table(table), kit.VIX_DAY)
+    assert second.rows == first.rows and second.sha256 == first.sha256
+    assert second.stats["batches_skipped"] == first.stats["batches_landed"] and "batches_landed" not in second.stats
