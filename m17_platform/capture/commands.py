@@ -131,7 +131,7 @@ def run_replay_serve(*, in_dir: str | None, partition: str | None, lake_root: st
 def run_replay_record(*, out_dir: str, subscriptions: dict[str, list[str]], duration_s: float | None) -> int:
     """``m17 replay record``: write what the live feeds send for ``subscriptions`` into
     ``out_dir`` until SIGINT / SIGTERM (or ``duration_s``)."""
-    from m17_platform.capture.replay import record
+    from m17_platform.capture.recording import record
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     key = config.api_key()

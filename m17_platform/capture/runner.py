@@ -243,7 +243,7 @@ class Capture:
             stopping.cancel()
 
     async def _flush_when_due(self, stop: asyncio.Event) -> None:
-        tick = min(0.25, self.settings.batch_seconds / 4)
+        tick = self.settings.batch_seconds / 4  # a batch is written at most a quarter period late
         while not stop.is_set():
             if self.batcher.due():
                 self.batcher.flush()

@@ -40,8 +40,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow as pa
 
 from m17_platform import schemas
+from m17_platform.schemas import col
 from m17_platform.settings import DEFAULT, PolygonSettings
 from m17_platform.symbols import parse_occ_symbol
 
@@ -64,20 +66,20 @@ AGGREGATE_EVENTS = ("A", "AM")
 WS_AGGREGATES = schemas.TableSchema(
     name="ws_aggregates",
     layer="landing",
-    schema=schemas.pa.schema(
+    schema=pa.schema(
         [
-            schemas.col("start_ns", schemas.pa.int64(), "ns since epoch, UTC", "window start"),
-            schemas.col("end_ns", schemas.pa.int64(), "ns since epoch, UTC", "window end"),
-            schemas.col("event", schemas.pa.string(), "A|AM", "A per second, AM per minute"),
-            schemas.col("symbol", schemas.pa.string(), "ticker", "stock ticker or OCC option symbol"),
-            schemas.col("underlying", schemas.pa.string(), "ticker", "the partition's underlying"),
-            schemas.col("open", schemas.pa.float64(), "dollars", "first trade price", nullable=True),
-            schemas.col("high", schemas.pa.float64(), "dollars", "highest trade price", nullable=True),
-            schemas.col("low", schemas.pa.float64(), "dollars", "lowest trade price", nullable=True),
-            schemas.col("close", schemas.pa.float64(), "dollars", "last trade price", nullable=True),
-            schemas.col("volume", schemas.pa.int64(), "shares|contracts", "volume in the window", nullable=True),
-            schemas.col("vwap", schemas.pa.float64(), "dollars", "volume-weighted average price", nullable=True),
-            schemas.col("source", schemas.pa.string(), "text", "where the bar came from"),
+            col("start_ns", pa.int64(), "ns since epoch, UTC", "window start"),
+            col("end_ns", pa.int64(), "ns since epoch, UTC", "window end"),
+            col("event", pa.string(), "A|AM", "A per second, AM per minute"),
+            col("symbol", pa.string(), "ticker", "stock ticker or OCC option symbol"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
+            col("open", pa.float64(), "dollars", "first trade price", nullable=True),
+            col("high", pa.float64(), "dollars", "highest trade price", nullable=True),
+            col("low", pa.float64(), "dollars", "lowest trade price", nullable=True),
+            col("close", pa.float64(), "dollars", "last trade price", nullable=True),
+            col("volume", pa.int64(), "shares|contracts", "volume in the window", nullable=True),
+            col("vwap", pa.float64(), "dollars", "volume-weighted average price", nullable=True),
+            col("source", pa.string(), "text", "where the bar came from"),
         ]
     ),
     sort_key=("symbol", "start_ns"),

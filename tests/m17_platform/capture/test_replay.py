@@ -19,12 +19,11 @@ from m17_platform import schemas
 from m17_platform.capture.replay import (
     RECORDING_META,
     Item,
-    RecordError,
     ReplayData,
     ReplayServer,
     is_recording,
-    record,
 )
+from m17_platform.capture.recording import RecordError, record
 from m17_platform.errors import SourceFormatError
 from m17_platform.lake import Lake, PartitionRef
 from m17_platform.sources.polygon_ws import FEEDS, Decoder, frame_of
