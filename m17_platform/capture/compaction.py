@@ -108,8 +108,10 @@ class LandingSource:
                 yield TableChunk(table, frame, {"rows_kept": frame.height})
         entries = [e for e in read_manifest(self.landing_root) if e.table == table and e.ref == ref]
         day = ref.trade_date.isoformat()
+        # a gap counts for the days its event-time span touches (wall clock where an edge is unknown)
         gaps = [g for g in read_gaps(self.landing_root)
-                if g.end_ns is None or _trade_day(g.start_ns) <= day <= _trade_day(g.end_ns)]
+                if _trade_day(g.last_event_ts_ns or g.start_ns) <= day
+                <= _trade_day(g.first_event_ts_ns or g.end_ns or g.start_ns)]
         yield TableChunk(table, schemas.empty_frame(spec), {"batches_total": len(entries), "gaps": len(gaps)})
         for entry in entries:
             if entry.batch_id in ledger:

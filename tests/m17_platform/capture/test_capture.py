@@ -60,6 +60,7 @@ def test_a_dropped_connection_reconnects_resubscribes_and_records_the_gap(vix_la
     assert gap.last_event_ts_ns is not None and gap.first_event_ts_ns > gap.last_event_ts_ns
     out = Lake(tmp_path / "out")
     land(root, out, kit)
+    assert out.manifest(schemas.table("option_quotes"), kit.VIX_DAY).stats["gaps"] == 1  # the day knows it
     for table in ("option_trades", "option_quotes"):
         want, got = kit.partition(vix_lake, table), kit.partition(out, table)
         key = ["option_symbol", "ts_ns", "sequence"]
