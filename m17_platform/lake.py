@@ -119,7 +119,8 @@ class Manifest:
         return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -141,7 +142,8 @@ def _key_order(a: tuple, b: tuple) -> int:
     return 0
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so a rename into it survives a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -321,7 +323,7 @@ class Lake:
             for part in parts:
                 with open(part, "rb+") as fh:
                     os.fsync(fh.fileno())
-                entries.append(FileEntry(part.name, pq.ParquetFile(part).metadata.num_rows, part.stat().st_size, _sha256(part)))
+                entries.append(FileEntry(part.name, pq.ParquetFile(part).metadata.num_rows, part.stat().st_size, file_sha256(part)))
             manifest = Manifest(
                 table=spec.name,
                 layer=spec.layer,
@@ -345,7 +347,7 @@ class Lake:
             mpath.write_text(manifest.to_json())
             with open(mpath, "rb+") as fh:
                 os.fsync(fh.fileno())
-            _fsync_dir(stage)
+            fsync_dir(stage)
             self._swap_into_place(stage, self.partition_dir(spec, ref))
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -404,7 +406,7 @@ class Lake:
             if trash is not None:
                 os.rename(trash, final)
             raise LakeError(f"could not move partition into place at {final}: {exc}") from exc
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
             (self._staging() / f"{trash.name}.origin").unlink(missing_ok=True)
@@ -466,7 +468,7 @@ class Lake:
         for entry in manifest.files:
             path = pdir / entry.name
             if verify:
-                actual = _sha256(path)
+                actual = file_sha256(path)
                 if actual != entry.sha256:
                     raise LakeError(f"{path}: sha256 {actual} does not match the manifest's {entry.sha256}")
             if columns is None:
@@ -518,7 +520,7 @@ class Lake:
         held = 0
         for entry in manifest.files:
             path = pdir / entry.name
-            if verify and _sha256(path) != entry.sha256:
+            if verify and file_sha256(path) != entry.sha256:
                 raise LakeError(f"{path}: sha256 does not match the manifest's {entry.sha256}")
             pfile = pq.ParquetFile(path)
             for row_group in range(pfile.num_row_groups):

@@ -81,7 +81,6 @@ class FeedLink:
         self.last_event_ts_ns: int | None = None
         self._gap: dict | None = None
         self.connections = 0
-        self.statuses: list[dict] = []
 
     # --- subscriptions ------------------------------------------------------------------
 
@@ -132,7 +131,6 @@ class FeedLink:
                 for ev in parse_frame(await ws.recv()):
                     if not isinstance(ev, dict) or ev.get("ev") != "status":
                         continue
-                    self.statuses.append(ev)
                     if ev.get("status") == "auth_success":
                         return
                     if ev.get("status") == "auth_failed":

@@ -113,9 +113,11 @@ class LandingSource:
                 if _trade_day(g.last_event_ts_ns or g.start_ns) <= day
                 <= _trade_day(g.first_event_ts_ns or g.end_ns or g.start_ns)]
         yield TableChunk(table, schemas.empty_frame(spec), {"batches_total": len(entries), "gaps": len(gaps)})
+        skipped = sum(entry.batch_id in ledger for entry in entries)
+        if skipped:
+            yield TableChunk(table, schemas.empty_frame(spec), {"batches_skipped": skipped})
         for entry in entries:
             if entry.batch_id in ledger:
-                yield TableChunk(table, schemas.empty_frame(spec), {"batches_skipped": 1})
                 continue
             frame = pl.read_parquet(verify_batch(self.landing_root, entry))
             ledger[entry.batch_id] = (entry.sha256, entry.rows)

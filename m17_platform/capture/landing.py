@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -36,7 +35,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from m17_platform.errors import M17Error
-from m17_platform.lake import PartitionRef
+from m17_platform.lake import PartitionRef, file_sha256, fsync_dir
 from m17_platform.sources.polygon_ws import LANDING_TABLES
 
 MANIFEST = "manifest.jsonl"
@@ -51,22 +50,6 @@ _BATCH_FILE = re.compile(r"^(?P<seq>\d{12})\.parquet$")
 
 class LandingError(M17Error, RuntimeError):
     """The landing zone is locked by another capture, or a file in it is damaged (named)."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _append_line(path: Path, record: dict) -> None:
@@ -186,7 +169,7 @@ def verify_batch(root: str | Path, entry: BatchEntry) -> Path:
     path = Path(root) / entry.path
     if not path.exists():
         raise LandingError(f"batch {entry.batch_id}: {path} is missing")
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != entry.sha256:
         raise LandingError(f"batch {entry.batch_id}: {path} has sha256 {digest}, the manifest says {entry.sha256}")
     return path
@@ -298,7 +281,7 @@ class LandingZone:
         return BatchEntry(
             seq=seq, batch_id=batch_id(seq), table=table, trade_date=ref.trade_date.isoformat(),
             underlying=ref.underlying, path=path.relative_to(self.root).as_posix(), rows=frame.height,
-            first_ts_ns=lo, last_ts_ns=hi, sha256=_sha256(path), bytes=path.stat().st_size,
+            first_ts_ns=lo, last_ts_ns=hi, sha256=file_sha256(path), bytes=path.stat().st_size,
             written_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), recovered=recovered,
         )
 
@@ -335,7 +318,7 @@ class LandingZone:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.rename(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         entry = self._entry(seq, table, ref, final, frame)
         _append_line(self.root / MANIFEST, asdict(entry))
         self.next_seq = seq + 1

@@ -347,6 +347,9 @@ def _wire_code(value: str | None) -> int | None:
     return int(value)
 
 
+_MISSING = object()  # a column the decoded event does not have
+
+
 def encode_rows(table: str, frame: pl.DataFrame, decoder: Decoder) -> list[dict[str, Any]]:
     """Raw rows as Polygon websocket events, exact through :meth:`Decoder.decode`.
 
@@ -408,8 +411,6 @@ def encode_rows(table: str, frame: pl.DataFrame, decoder: Decoder) -> list[dict[
         out.append(ev)
     return out
 
-
-_MISSING = object()
 
 
 def frame_of(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
