@@ -124,7 +124,14 @@ class Capture:
 
     def _open_restart_gaps(self) -> None:
         """A previous session acknowledged batches here: what it received after its last
-        batch was lost with it, so each feed starts with a gap from that batch."""
+        batch was lost with it, so each feed starts with a gap.
+
+        The gap opens at the earliest of the feed's landing marks on its newest trade date
+        (each table's and underlying's newest acknowledged event time): a flush writes its
+        tables one after another, so a kill between two of them leaves one table's rows of
+        that round landed and another's lost, and the lagging table's loss starts at its own
+        mark. A quiet table makes the gap wider than the loss, never narrower.
+        """
         entries = read_manifest(self.zone.root)
         for feed, link in self.links.items():
             tables = {t for t, (f, _ev) in EVENT_OF_TABLE.items() if f == feed}
@@ -132,7 +139,13 @@ class Capture:
             if mine:
                 last = max(mine, key=lambda e: e.seq)
                 written = int(dt.datetime.fromisoformat(last.written_at).timestamp() * 1e9)
-                link.open_gap(written, max(e.last_ts_ns or 0 for e in mine), "capture (re)started after a previous session")
+                day = max(e.trade_date for e in mine)
+                marks: dict[tuple[str, str], int] = {}
+                for e in mine:
+                    if e.trade_date == day:
+                        key = (e.table, e.underlying)
+                        marks[key] = max(marks.get(key, 0), e.last_ts_ns or 0)
+                link.open_gap(written, min(marks.values()), "capture (re)started after a previous session")
 
     # --- frames -----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 lands exactly; a dropped connection reconnects, resubscribes and records a gap;
 malformed frames are counted and kept; the metrics endpoint shows the gauges."""
 
+import datetime as dt
 import urllib.request
 
 import polars as pl
@@ -9,10 +10,10 @@ import pytest
 
 from m17_platform import ingest, schemas
 from m17_platform.capture.compaction import LandingSource
-from m17_platform.capture.landing import read_gaps, read_manifest, read_rejects
+from m17_platform.capture.landing import LandingZone, read_gaps, read_manifest, read_rejects
 from m17_platform.capture.metrics import CaptureMetrics
-from m17_platform.lake import Lake
-
+from m17_platform.capture.runner import Capture
+from m17_platform.lake import Lake, PartitionRef
 
 
 def land(landing_root, lake: Lake, kit) -> None:
@@ -141,3 +142,29 @@ def test_landing_twice_changes_nothing(vix_lake, replay_of, tmp_path, table, kit
     second = out.manifest(schemas.table(table), kit.VIX_DAY)
     assert second.rows == first.rows and second.sha256 == first.sha256
     assert second.stats["batches_skipped"] == first.stats["batches_landed"] and "batches_landed" not in second.stats
+
+
+def test_a_restart_gap_opens_at_the_table_that_landed_least(vix_lake, tmp_path, kit):
+    # a kill between the two writes of one flush: option_quotes of the round landed,
+    # option_trades of the same round did not; an older day's batch must not widen the gap
+    root = tmp_path / "landing"
+    trades = kit.partition(vix_lake, "option_trades").sort("ts_ns")
+    quotes = kit.partition(vix_lake, "option_quotes").sort("ts_ns")
+    yesterday = PartitionRef(kit.VIX_DAY.trade_date - dt.timedelta(days=1), "VIX")
+    with LandingZone(root) as zone:
+        zone.write_batch("option_trades", yesterday, trades.head(5))
+        zone.write_batch("option_quotes", kit.VIX_DAY, quotes.head(1_000))
+        zone.write_batch("option_trades", kit.VIX_DAY, trades.head(600))
+        zone.write_batch("option_quotes", kit.VIX_DAY, quotes.slice(1_000, 800))
+    lagging_mark = trades.head(600)["ts_ns"].max()
+    assert quotes.slice(1_000, 800)["ts_ns"].max() > lagging_mark > trades.head(5)["ts_ns"].max()
+    with LandingZone(root) as zone:
+        cap = Capture(["VIX"], urls={"stocks": "ws://127.0.0.1:9/stocks", "options": "ws://127.0.0.1:9/options"},
+                      api_key=kit.KEY, zone=zone, contracts=lambda u, day: [], all_contracts=True,
+                      settings=kit.FAST, metrics=CaptureMetrics())
+        for link in cap.links.values():
+            link.finish()
+    gaps = {g.feed: g for g in read_gaps(root)}
+    assert set(gaps) == {"options"}  # nothing of the stocks feed was ever landed here
+    assert gaps["options"].last_event_ts_ns == lagging_mark
+    assert gaps["options"].first_event_ts_ns is None and gaps["options"].reason.startswith("capture (re)started")
