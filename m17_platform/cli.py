@@ -149,23 +149,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     through the ``ingest`` job (raw assets and their checks, recorded in the Dagster instance)."""
     import datetime as dt
 
-    from assets.jobs import INGEST_JOB_NAME
-    from assets.partitions import UNDERLYINGS, partition_key
-    from m17_platform import calendar
-    from m17_platform.definitions import defs
-    from m17_platform.lake import Lake, PartitionRef
-    from m17_platform.schemas import RAW_TABLES
-    from m17_platform.settings import DEFAULT
-
+    # the arguments are checked before Dagster and the asset graph are imported (seconds)
     try:
         day = dt.date.fromisoformat(args.date)
     except ValueError:
         print(f"m17 ingest: --date {args.date!r} is not YYYY-MM-DD", file=sys.stderr)
         return 2
-    if not calendar.is_trading_day(day, DEFAULT.sessions):
-        print(f"m17 ingest: {day} is not an XNYS trading day, so it is not a partition", file=sys.stderr)
-        return 2
-    ref = PartitionRef(day, args.underlying.upper())
     market_data: dict = {"kind": args.source, "progress_bar": not args.quiet}
     for item in args.set or []:
         key, sep, value = item.partition("=")
@@ -173,6 +162,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"m17 ingest: --set {item!r} is not KEY=VALUE", file=sys.stderr)
             return 2
         market_data[key.strip()] = _config_value(value)
+    from m17_platform import calendar
+
+    if not calendar.is_trading_day(day, DEFAULT.sessions):
+        print(f"m17 ingest: {day} is not an XNYS trading day, so it is not a partition", file=sys.stderr)
+        return 2
+
+    from assets.jobs import INGEST_JOB_NAME
+    from assets.partitions import UNDERLYINGS, partition_key
+    from m17_platform.definitions import defs
+    from m17_platform.lake import Lake, PartitionRef
+    from m17_platform.schemas import RAW_TABLES
+
+    ref = PartitionRef(day, args.underlying.upper())
     lake_root = Path(args.lake_root or DEFAULT.lake.root)
     instance = _instance()
     if ref.underlying not in set(instance.get_dynamic_partitions(UNDERLYINGS.name)):

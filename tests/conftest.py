@@ -1,7 +1,11 @@
-"""Shared fixtures: an isolated lake and Dagster instance per test."""
+"""Shared fixtures: an isolated lake and Dagster instance per test, and one ``m17 demo``
+run per session."""
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +19,32 @@ from m17_platform.lake import Lake, PartitionRef
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 POLYGON_MOCKS = Path(__file__).resolve().parent / "m17_platform" / "sources" / "polygon_mocks"
 POLYGON_TEST_KEY = "test-key-3f9c1a7e"
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One ``m17 demo`` run as a user starts it: a subprocess with its own lake, reports
+    folder and Dagster home."""
+
+    proc: subprocess.CompletedProcess
+    lake_root: Path
+    reports_root: Path
+    dagster_home: Path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """``m17 demo`` once per session: the end-to-end test reads its output, and the asset
+    tests read the lake it wrote and the check evaluations its runs recorded."""
+    root = tmp_path_factory.mktemp("demo")
+    lake_root, reports_root, home = root / "lake", root / "reports", root / "home"
+    env = dict(os.environ, DAGSTER_HOME=str(home))
+    env.pop("M17_SOURCE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "m17_platform.cli", "demo", "--lake-root", str(lake_root), "--reports-root", str(reports_root)],
+        cwd=SAMPLES.parent.parent, env=env, capture_output=True, text=True, timeout=900,
+    )
+    return DemoRun(proc, lake_root, reports_root, home)
 
 
 @pytest.fixture
