@@ -1,8 +1,13 @@
 """One builder for the asset checks of a lake table: a multi-asset check that reads the
 partition the run is for (checksums verified) and turns the domain's CheckOutcomes into
-Dagster check results, one per named check, with their statistics as metadata."""
+Dagster check results, one per named check, with their statistics as metadata.
+
+The outcomes are also kept beside the partition (:meth:`Lake.write_check_record`), so the
+daily report shows what the checks found without running them again, as long as the
+partition, its inputs and the settings are the ones they were taken on."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -15,7 +20,7 @@ from dagster import (
 )
 
 from assets.partitions import partition_ref
-from m17_platform.lake import PartitionRef
+from m17_platform.lake import Lake, PartitionRef
 from m17_platform.quality import CheckOutcome
 from m17_platform.schemas import TableSchema
 from m17_platform.settings import DEFAULT
@@ -67,7 +72,9 @@ def build_partition_checks(
             data = store.read(spec, ref, verify=True)
         selected = {k.name for k in context.selected_asset_check_keys}
         args = (data, ref, {s.name: store.read(s, ref, verify=True) for s in inputs}) if inputs else (data, ref)
-        for outcome in evaluate(*args):
+        outcomes = list(evaluate(*args))
+        record_outcomes(store, spec, ref, outcomes, inputs)
+        for outcome in outcomes:
             if outcome.name not in selected:
                 continue
             yield AssetCheckResult(
@@ -80,3 +87,37 @@ def build_partition_checks(
             )
 
     return _checks
+
+
+def _input_shas(store: Lake, ref: PartitionRef, inputs: Sequence[TableSchema]) -> dict[str, str | None]:
+    shas = {}
+    for spec in inputs:
+        manifest = store.manifest(spec, ref)
+        shas[spec.name] = None if manifest is None else manifest.sha256
+    return shas
+
+
+def record_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef, outcomes: Sequence[CheckOutcome],
+                    inputs: Sequence[TableSchema] = ()) -> None:
+    """Keep ``outcomes`` beside the partition, with the settings fingerprint and the
+    sha256 of each input partition they were computed from."""
+    store.write_check_record(spec, ref, {
+        "settings": DEFAULT.fingerprint(),
+        "inputs": _input_shas(store, ref, inputs),
+        "outcomes": [asdict(o) for o in outcomes],
+    })
+
+
+def recorded_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef,
+                      inputs: Sequence[TableSchema] = ()) -> list[CheckOutcome] | None:
+    """The outcomes the table's checks recorded for this partition, or ``None`` when
+    there are none or they are stale (the partition or an input rewritten with other
+    content, or other settings): the caller runs the checks itself then."""
+    record = store.read_check_record(spec, ref)
+    if (record is None or record.get("settings") != DEFAULT.fingerprint()
+            or record.get("inputs") != _input_shas(store, ref, inputs)):
+        return None
+    try:
+        return [CheckOutcome(**o) for o in record["outcomes"]]
+    except (KeyError, TypeError):
+        return None

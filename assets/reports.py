@@ -1,16 +1,17 @@
 """Gold layer, reports: the daily report of each partition (HTML with plots).
 
-The report re-runs every table's checks on what the lake holds, so its check
-table shows the same outcomes the asset checks record. Raw and enriched tables are
-checked in batches (bounded memory), and a table with more than
-``ReportSettings.max_full_rows`` rows brings only the columns the plots read.
+The report's check table shows the outcomes the asset checks recorded beside each
+partition (:func:`assets.checks.recorded_outcomes`). Where there is no current record
+(the checks did not run yet, or ran on other content or settings) it runs the table's
+checks itself: raw and enriched tables in batches (bounded memory). A table with more
+than ``ReportSettings.max_full_rows`` rows brings only the columns the plots read.
 """
 
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets.checks import table_key
+from assets.checks import recorded_outcomes, table_key
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
 from m17_platform import enrichment, flow, quality
 from m17_platform.report import build_daily_report, plot_columns, write_report
@@ -36,15 +37,20 @@ def daily_report(context: AssetExecutionContext, lake: LakeResource) -> Material
         if manifest is None:
             continue
         manifests[name] = {"source": manifest.source, "sha256": manifest.sha256, "written_at": manifest.written_at}
-        batches = store.iter_batches(spec, ref, max_rows=DEFAULT.quality.batch_rows)
-        if spec.layer == RAW:
-            checks[name] = quality.validate_batches(batches, spec, ref.trade_date)
+        inputs = [ALL_TABLES[n] for n in flow.checks.INPUTS[name]] if spec.layer == GOLD else []
+        recorded = recorded_outcomes(store, spec, ref, inputs)
+        if recorded is not None:
+            checks[name] = recorded
+        elif spec.layer == RAW:
+            checks[name] = quality.validate_batches(store.iter_batches(spec, ref, max_rows=DEFAULT.quality.batch_rows),
+                                                    spec, ref.trade_date)
         elif spec.layer != GOLD:
-            checks[name] = enrichment.check_table_batches(name, batches)
+            checks[name] = enrichment.check_table_batches(
+                name, store.iter_batches(spec, ref, max_rows=DEFAULT.quality.batch_rows))
         large = manifest.rows > DEFAULT.report.max_full_rows
         columns = [c for c in plot_columns(name) if c in spec.columns] if large else None
         tables[name] = store.read(spec, ref, columns=columns or None)
-        if spec.layer == GOLD and all(n in tables for n in flow.checks.INPUTS[name]):
+        if recorded is None and spec.layer == GOLD and all(n in tables for n in flow.checks.INPUTS[name]):
             checks[name] = flow.check_table(name, tables[name], tables)
     report = build_daily_report(ref.trade_date, ref.underlying, tables, checks, manifests=manifests)
     path = write_report(report, report_path(lake.reports_root, ref))

@@ -6,7 +6,9 @@ time and peak RSS are its own: raw streams the day from
 :class:`m17_platform.sources.synthetic.SyntheticSource` into the lake; enriched joins
 every option, stock and ES print to its quote and computes IV and greeks of every print
 and quote; gold builds flow windows, packets, alerts, dealer gamma, off-exchange events
-and bars; report writes the daily HTML report, re-running every table's checks. Sizes: ``full`` is the default day (20,000,000 option quotes, 500,000 option
+and bars; report writes the daily HTML report from the check outcomes the earlier layers'
+asset checks recorded beside their partitions (it re-runs a table's checks only where that
+record is missing or stale). Sizes: ``full`` is the default day (20,000,000 option quotes, 500,000 option
 prints), ``small`` 2 % of it, ``tiny`` 0.2 % (the smoke test). The ratios put each layer next to the raw ingest time.
 """
 
@@ -26,7 +28,7 @@ DAY = "2025-11-10"
 UNDERLYING = "SPY"
 LAYERS = ("raw", "enriched", "gold", "report")
 """Asset groups by key prefix; ``gold`` is the flow analytics, ``report`` the daily report
-(which re-runs every table's checks)."""
+(which reads the recorded check outcomes)."""
 
 
 def _layer_keys(defs, layer: str) -> list:

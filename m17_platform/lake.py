@@ -42,6 +42,7 @@ from m17_platform.settings import IngestSettings
 DEFAULT_INGEST = _DEFAULT_SETTINGS.ingest
 
 MANIFEST_NAME = "_manifest.json"
+CHECKS_NAME = "_checks.json"
 PART_NAME = "part-00000.parquet"
 STAGING = ".staging"
 
@@ -439,6 +440,45 @@ class Lake:
         if not path.exists():
             return None
         return Manifest.from_json(path.read_text())
+
+    def write_check_record(self, spec: TableSchema, ref: PartitionRef, record: Mapping) -> Path | None:
+        """Keep what the partition's checks found beside it (``_checks.json``, replaced
+        atomically), stamped with the partition's sha256 so a rewrite makes it stale.
+
+        Parameters
+        ----------
+        record : JSON-serialisable mapping (the outcomes, and whatever decides whether
+            they still hold, e.g. a settings fingerprint). Numpy scalars are written as
+            Python numbers.
+
+        Returns
+        -------
+        Path of the record, or ``None`` when the partition does not exist.
+        """
+        manifest = self.manifest(spec, ref)
+        if manifest is None:
+            return None
+        path = self.partition_dir(spec, ref) / CHECKS_NAME
+        tmp = path.with_name(f".{CHECKS_NAME}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps({**record, "partition_sha256": manifest.sha256}, sort_keys=True,
+                                  default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        os.replace(tmp, path)
+        return path
+
+    def read_check_record(self, spec: TableSchema, ref: PartitionRef) -> dict | None:
+        """The record :meth:`write_check_record` kept, or ``None`` when there is none,
+        it is unreadable, or the partition was rewritten with other content since."""
+        manifest = self.manifest(spec, ref)
+        path = self.partition_dir(spec, ref) / CHECKS_NAME
+        if manifest is None or not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("partition_sha256") != manifest.sha256:
+            return None
+        return record
 
     def exists(self, spec: TableSchema, ref: PartitionRef) -> bool:
         return (self.partition_dir(spec, ref) / MANIFEST_NAME).exists()

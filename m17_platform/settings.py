@@ -1066,5 +1066,12 @@ class Settings:
     bars: BarSettings = field(default_factory=BarSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
 
+    def fingerprint(self) -> str:
+        """Hex sha256 of every setting's value: results recorded under one fingerprint
+        are stale under another (e.g. the check outcomes the daily report reuses)."""
+        import hashlib
+
+        return hashlib.sha256(repr(self).encode()).hexdigest()
+
 
 DEFAULT = Settings()

@@ -226,3 +226,25 @@ def test_extras_are_written_beside_the_parquet_in_the_same_swap(lake: Lake):
     assert not (pdir / "windows.txt").exists()  # a rerun replaces the whole partition
     with pytest.raises(LakeError, match="not allowed"):
         lake.write(schemas.STOCK_QUOTES, REF, _quotes(3), source="t", extras={"x.parquet": ""})
+
+
+def test_check_record_holds_until_the_partition_changes(lake: Lake):
+    import numpy as np
+
+    assert lake.write_check_record(schemas.STOCK_QUOTES, REF, {"outcomes": []}) is None  # no partition yet
+    manifest = lake.write(schemas.STOCK_QUOTES, REF, _quotes(20), source="unit-test")
+    path = lake.write_check_record(schemas.STOCK_QUOTES, REF, {"outcomes": [{"rows": np.int64(20)}], "settings": "s1"})
+    assert path.parent == lake.partition_dir(schemas.STOCK_QUOTES, REF)
+    record = lake.read_check_record(schemas.STOCK_QUOTES, REF)
+    assert record == {"outcomes": [{"rows": 20}], "settings": "s1", "partition_sha256": manifest.sha256}
+    # a rewrite replaces the partition folder, record included
+    lake.write(schemas.STOCK_QUOTES, REF, _quotes(20), source="unit-test")
+    assert lake.read_check_record(schemas.STOCK_QUOTES, REF) is None
+    # the old record put back: still current for the same content, stale for other content
+    path.write_text(json.dumps(record))
+    assert lake.read_check_record(schemas.STOCK_QUOTES, REF) == record
+    lake.write(schemas.STOCK_QUOTES, REF, _quotes(21), source="unit-test")
+    path.write_text(json.dumps(record))
+    assert lake.read_check_record(schemas.STOCK_QUOTES, REF) is None
+    path.write_text("{torn")
+    assert lake.read_check_record(schemas.STOCK_QUOTES, REF) is None
