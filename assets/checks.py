@@ -6,8 +6,11 @@ The outcomes are also kept beside the partition (:meth:`Lake.write_check_record`
 daily report shows what the checks found without running them again, as long as the
 partition, its inputs and the settings are the ones they were taken on."""
 
+import functools
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -20,6 +23,8 @@ from dagster import (
 )
 
 from assets.partitions import partition_ref
+from m17_platform import enrichment, quality, schemas
+from m17_platform.flow import checks as flow_checks
 from m17_platform.lake import Lake, PartitionRef
 from m17_platform.quality import CheckOutcome
 from m17_platform.schemas import TableSchema
@@ -89,6 +94,16 @@ def build_partition_checks(
     return _checks
 
 
+@functools.cache
+def checks_code_fingerprint() -> str:
+    """Hex sha256 of the source of the modules that compute check outcomes (quality,
+    enrichment, flow checks, schemas): outcomes recorded by other code are stale."""
+    h = hashlib.sha256()
+    for module in (quality, enrichment, flow_checks, schemas):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def _input_shas(store: Lake, ref: PartitionRef, inputs: Sequence[TableSchema]) -> dict[str, str | None]:
     shas = {}
     for spec in inputs:
@@ -99,10 +114,11 @@ def _input_shas(store: Lake, ref: PartitionRef, inputs: Sequence[TableSchema]) -
 
 def record_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef, outcomes: Sequence[CheckOutcome],
                     inputs: Sequence[TableSchema] = ()) -> None:
-    """Keep ``outcomes`` beside the partition, with the settings fingerprint and the
-    sha256 of each input partition they were computed from."""
+    """Keep ``outcomes`` beside the partition, with the settings and code fingerprints
+    and the sha256 of each input partition they were computed from."""
     store.write_check_record(spec, ref, {
         "settings": DEFAULT.fingerprint(),
+        "code": checks_code_fingerprint(),
         "inputs": _input_shas(store, ref, inputs),
         "outcomes": [asdict(o) for o in outcomes],
     })
@@ -112,9 +128,10 @@ def recorded_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef,
                       inputs: Sequence[TableSchema] = ()) -> list[CheckOutcome] | None:
     """The outcomes the table's checks recorded for this partition, or ``None`` when
     there are none or they are stale (the partition or an input rewritten with other
-    content, or other settings): the caller runs the checks itself then."""
+    content, other settings, or other check code): the caller runs the checks itself then."""
     record = store.read_check_record(spec, ref)
     if (record is None or record.get("settings") != DEFAULT.fingerprint()
+            or record.get("code") != checks_code_fingerprint()
             or record.get("inputs") != _input_shas(store, ref, inputs)):
         return None
     try:

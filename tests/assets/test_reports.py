@@ -61,8 +61,9 @@ def test_the_report_shows_the_record_while_it_is_current(materialized, tmp_path)
     path.write_text(json.dumps(record))
     shown = _report(copy.root, tmp_path / "reports")
     assert shown["failed"] == baseline["failed"] + 1 and "as recorded by the asset check" in shown["html"]
-    # under other settings the record is stale: the report checks the partition itself
-    record["settings"] = "0" * 64
-    path.write_text(json.dumps(record))
-    rerun = _report(copy.root, tmp_path / "reports")
-    assert rerun["failed"] == baseline["failed"] and "as recorded by the asset check" not in rerun["html"]
+    # under other settings, or from other check code, the record is stale: the report
+    # checks the partition itself
+    for stamp in ("settings", "code"):
+        path.write_text(json.dumps(record | {stamp: "0" * 64}))
+        rerun = _report(copy.root, tmp_path / "reports")
+        assert rerun["failed"] == baseline["failed"] and "as recorded by the asset check" not in rerun["html"], stamp
