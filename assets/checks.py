@@ -104,6 +104,13 @@ def checks_code_fingerprint() -> str:
     return h.hexdigest()
 
 
+def check_inputs(spec: TableSchema) -> list[TableSchema]:
+    """The tables the checks of ``spec`` recompute from besides ``spec`` itself: a gold
+    table's :data:`m17_platform.flow.checks.INPUTS`; none for raw and enriched tables."""
+    names = flow_checks.INPUTS[spec.name] if spec.layer == schemas.GOLD else ()
+    return [schemas.table(name) for name in names]
+
+
 def _input_shas(store: Lake, ref: PartitionRef, inputs: Sequence[TableSchema]) -> dict[str, str | None]:
     shas = {}
     for spec in inputs:
@@ -124,15 +131,15 @@ def record_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef, outcomes:
     })
 
 
-def recorded_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef,
-                      inputs: Sequence[TableSchema] = ()) -> list[CheckOutcome] | None:
+def recorded_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef) -> list[CheckOutcome] | None:
     """The outcomes the table's checks recorded for this partition, or ``None`` when
-    there are none or they are stale (the partition or an input rewritten with other
-    content, other settings, or other check code): the caller runs the checks itself then."""
+    there are none or they are stale (the partition or one of its :func:`check_inputs`
+    rewritten with other content, other settings, or other check code): the caller runs
+    the checks itself then."""
     record = store.read_check_record(spec, ref)
     if (record is None or record.get("settings") != DEFAULT.fingerprint()
             or record.get("code") != checks_code_fingerprint()
-            or record.get("inputs") != _input_shas(store, ref, inputs)):
+            or record.get("inputs") != _input_shas(store, ref, check_inputs(spec))):
         return None
     try:
         return [CheckOutcome(**o) for o in record["outcomes"]]

@@ -10,7 +10,7 @@ partition and the tables it was built from (:data:`m17_platform.flow.checks.INPU
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets.checks import build_partition_checks, table_key
+from assets.checks import build_partition_checks, check_inputs, table_key
 from assets.metadata import column_schema, manifest_metadata
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
 from m17_platform.flow import checks as flow_checks
@@ -124,7 +124,7 @@ def gold_checks(spec: TableSchema):
         flow_checks.CHECKS[spec.name],
         lambda frame, ref, inputs, name=spec.name: flow_checks.check_table(name, frame, inputs),
         name=f"{spec.name}_checks",
-        inputs=[table(name) for name in flow_checks.INPUTS[spec.name]],
+        inputs=check_inputs(spec),
     )
 
 

@@ -37,8 +37,7 @@ def daily_report(context: AssetExecutionContext, lake: LakeResource) -> Material
         if manifest is None:
             continue
         manifests[name] = {"source": manifest.source, "sha256": manifest.sha256, "written_at": manifest.written_at}
-        inputs = [ALL_TABLES[n] for n in flow.checks.INPUTS[name]] if spec.layer == GOLD else []
-        recorded = recorded_outcomes(store, spec, ref, inputs)
+        recorded = recorded_outcomes(store, spec, ref)
         if recorded is not None:
             checks[name] = recorded
         elif spec.layer == RAW:

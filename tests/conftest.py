@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pytest
 
 from m17_platform.lake import Lake, PartitionRef
+from m17_platform.settings import PROJECT_ROOT
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 POLYGON_MOCKS = Path(__file__).resolve().parent / "m17_platform" / "sources" / "polygon_mocks"
@@ -42,7 +43,7 @@ def demo_run(tmp_path_factory) -> DemoRun:
     env.pop("M17_SOURCE", None)
     proc = subprocess.run(
         [sys.executable, "-m", "m17_platform.cli", "demo", "--lake-root", str(lake_root), "--reports-root", str(reports_root)],
-        cwd=SAMPLES.parent.parent, env=env, capture_output=True, text=True, timeout=900,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     return DemoRun(proc, lake_root, reports_root, home)
 

@@ -11,7 +11,6 @@ from assets.checks import recorded_outcomes, table_key
 from assets.partitions import partition_key
 from m17_platform import schemas
 from m17_platform.definitions import defs
-from m17_platform.flow.checks import INPUTS
 from m17_platform.lake import CHECKS_NAME, Lake, PartitionRef
 from m17_platform.sources.samples import SAMPLE_PARTITIONS
 from resources import LakeResource
@@ -26,8 +25,7 @@ def test_every_checked_partition_keeps_what_its_checks_recorded_in_dagster(mater
                        for e in results[str(part.ref)].get_asset_check_evaluations()}
         kept = {}
         for name, spec in schemas.ALL_TABLES.items():
-            inputs = [schemas.ALL_TABLES[n] for n in INPUTS[name]] if spec.layer == schemas.GOLD else []
-            outcomes = recorded_outcomes(lake, spec, part.ref, inputs)
+            outcomes = recorded_outcomes(lake, spec, part.ref)
             assert outcomes is not None, (str(part.ref), name)
             kept |= {(tuple(table_key(spec).path), o.name): o.passed for o in outcomes}
         assert kept == evaluations, str(part.ref)
