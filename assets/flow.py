@@ -8,7 +8,7 @@ and writes one partition; its checks (:data:`m17_platform.flow.checks.CHECKS`) r
 partition and the tables it was built from (:data:`m17_platform.flow.checks.INPUTS`).
 """
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, DataVersion, MaterializeResult, asset
 
 from assets.checks import build_partition_checks, check_inputs, table_key
 from assets.metadata import column_schema, manifest_metadata
@@ -68,8 +68,10 @@ def _write(context: AssetExecutionContext, lake: LakeResource, spec: TableSchema
            extras: dict | None = None) -> MaterializeResult:
     ref, store = partition_ref(context.partition_key), lake.lake()
     source = "gold from " + ", ".join(f"{s.layer}.{s.name}" for s in _inputs(spec))
-    manifest = store.write(spec, ref, frame, source=source, stats=stats, extras=extras)
-    return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))))
+    manifest = store.write(spec, ref, frame, source=source, stats=stats, extras=extras,
+                           inputs=store.input_shas(_inputs(spec), ref))
+    return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))),
+                             data_version=DataVersion(manifest.sha256))
 
 
 @gold_asset(FLOW_WINDOWS)

@@ -8,7 +8,7 @@ writes one partition through :func:`write_partition`; its checks come from
 from collections.abc import Sequence
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, DataVersion, MaterializeResult, asset
 
 from assets.checks import build_partition_checks, table_key
 from assets.metadata import column_schema, manifest_metadata
@@ -43,12 +43,15 @@ def write_partition(
 ) -> MaterializeResult:
     """Write ``frame`` (a polars DataFrame, or an iterator of them streamed through
     :meth:`m17_platform.lake.Lake.write_chunks`; then ``stats`` is read after the last
-    chunk) as the run's partition of ``spec``; the manifest names the inputs."""
+    chunk) as the run's partition of ``spec``; the manifest names the inputs and their
+    sha256, the materialization carries the partition's sha256 as its data version."""
     ref, store = partition_ref(context.partition_key), lake.lake()
     source = "enriched from " + ", ".join(f"{s.layer}.{s.name}" for s in inputs)
     chunks = [frame] if isinstance(frame, pl.DataFrame) else frame
-    manifest = store.write_chunks(spec, ref, chunks, source=source, stats=stats, settings=DEFAULT.ingest)
-    return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))))
+    manifest = store.write_chunks(spec, ref, chunks, source=source, stats=stats, settings=DEFAULT.ingest,
+                                  inputs=store.input_shas(inputs, ref))
+    return MaterializeResult(metadata=manifest_metadata(manifest, str(store.partition_dir(spec, ref))),
+                             data_version=DataVersion(manifest.sha256))
 
 
 def enriched_checks(specs: Sequence[TableSchema]) -> list:

@@ -22,7 +22,6 @@ def manifest_metadata(manifest: Manifest, path: str) -> dict:
         "path": MetadataValue.path(path),
         "sha256": manifest.sha256,
         "source": manifest.source,
-        "written_at": manifest.written_at,
     }
     if manifest.ts_min_ns is not None:
         meta["ts_min_ns"] = manifest.ts_min_ns

@@ -36,7 +36,7 @@ def daily_report(context: AssetExecutionContext, lake: LakeResource) -> Material
         manifest = store.manifest(spec, ref)
         if manifest is None:
             continue
-        manifests[name] = {"source": manifest.source, "sha256": manifest.sha256, "written_at": manifest.written_at}
+        manifests[name] = {"source": manifest.source, "sha256": manifest.sha256}
         recorded = recorded_outcomes(store, spec, ref)
         if recorded is not None:
             checks[name] = recorded

@@ -5,7 +5,7 @@
     m17 test [pytest args]   run the test suite
     m17 dev                  Dagster UI + daemon on 127.0.0.1
     m17 underlyings list|add NAME...
-    m17 lake                 partitions and row counts in the lake
+    m17 lake [list|verify|recover] [--partition DATE|U]   partitions, rows, status; checksums; crash leftovers
     m17 docs                 regenerate docs/data_dictionary.md
     m17 eval aggressor PATH... / m17 eval greeks PATH [--json]
     m17 bench NAME [--size small|full] [--json]
@@ -242,17 +242,34 @@ def cmd_underlyings(args: argparse.Namespace) -> int:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
-    """Print every partition in the lake with its row count and source."""
-    from m17_platform.lake import Lake
-    from m17_platform.schemas import ALL_TABLES
+    """``m17 lake [list|verify|recover]``: every partition with its rows, source and status
+    (ok, stale, broken); ``verify`` checks every file's sha256 too (exit 1 on a problem);
+    ``recover`` finishes or removes what killed writers left in ``.staging``."""
+    from m17_platform.lake import Lake, PartitionRef
+    from m17_platform.lake.health import OK, lake_status
     from m17_platform.settings import DEFAULT
 
     lake = Lake(args.root or DEFAULT.lake.root)
-    for spec in ALL_TABLES.values():
-        for ref in lake.partitions(spec):
-            m = lake.manifest(spec, ref)
-            print(f"{spec.layer:<8} {spec.name:<22} {str(ref):<16} {m.rows:>9,}  {m.source}")
-    return 0
+    if args.action == "recover":
+        done = lake.recover()
+        for path in done.finished:
+            print(f"finished an interrupted commit: {path}")
+        for path in done.removed:
+            print(f"removed what a killed writer left: {path}")
+        print(f"m17 lake recover: {len(done.finished)} finished, {len(done.removed)} removed under {lake.root}")
+        return 0
+    only = PartitionRef.parse(args.partition) if args.partition else None
+    bad = 0
+    for status in lake_status(lake, verify=args.action == "verify", only=only):
+        rows = "?" if status.rows is None else f"{status.rows:,}"
+        print(f"{status.spec.layer:<8} {status.spec.name:<26} {str(status.ref):<16} {rows:>11}  "
+              f"{status.status:<6}  {status.source or ''}")
+        for problem in status.problems:
+            print(f"    {problem}")
+        bad += status.status != OK
+    if args.action == "verify":
+        print(f"m17 lake verify: {'no problems' if not bad else f'{bad} partition(s) with problems'} under {lake.root}")
+    return 1 if bad and args.action == "verify" else 0
 
 
 def _print_results(results, as_json: bool, summary: str) -> None:
@@ -375,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     und = sub.add_parser("underlyings", help="list or add underlying partitions")
     und.add_argument("action", choices=["list", "add"])
     und.add_argument("names", nargs="*")
-    lake = sub.add_parser("lake", help="partitions and row counts in the lake")
-    lake.add_argument("--root", default=None)
+    lake = sub.add_parser("lake", help="partitions in the lake: rows, source, status; verify checksums; recover")
+    lake.add_argument("action", nargs="?", choices=["list", "verify", "recover"], default="list")
+    lake.add_argument("--partition", default=None, help="only this partition, DATE|UNDERLYING")
+    lake.add_argument("--root", default=None, help="lake root (default data/lake)")
     sub.add_parser("docs", help="regenerate docs/data_dictionary.md from the schemas")
     ev = sub.add_parser("eval", help="accuracy against ground truth: aggressor rules, greeks vs a vendor")
     ev.add_argument("what", choices=["aggressor", "greeks"])

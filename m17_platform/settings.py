@@ -286,13 +286,16 @@ class IngestSettings:
     sort_memory_limit : DuckDB memory limit for the out-of-core sort of a spilled
         partition (DuckDB size string, e.g. ``"2GB"``).
     sort_threads : DuckDB threads for that sort.
-    target_file_rows : rows per Parquet file of a partition written from chunks.
+    target_file_rows : rows per Parquet file of a partition (rows); files are cut at
+        this count whatever the chunking, so the same rows give the same files.
+    row_group_rows : rows per Parquet row group (rows), cut the same way.
     """
 
     chunk_rows: int = 2_000_000
     sort_memory_limit: str = "2GB"
     sort_threads: int = 2
     target_file_rows: int = 5_000_000
+    row_group_rows: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -1019,6 +1022,16 @@ class CaptureSettings:
     replay_speed : replay pace: event time advances this many times faster than wall time;
         0 serves as fast as the client reads (dimensionless).
     source_name : the ``source`` column of captured rows.
+    max_frame_chars : a frame longer than this is rejected unparsed (``too_large``) (characters).
+    max_frame_depth : a frame nesting arrays / objects deeper than this is rejected
+        (``too_deep``) (levels; a frame of events with the ``m17`` extension uses 4).
+    event_window_slack_seconds : an event's time must lie in its trade date's extended
+        session (the equity calendar's, ``SessionSettings.stock_extended_open`` to the close +
+        ``stock_extended_after_close_minutes``: 04:00-20:00 ET, 17:00 on a half day) widened
+        by this much at each end, on a trading day; others are rejected
+        (``outside_session``, ``not_trading_day``) (s).
+    reject_frame_chars : ``rejects.jsonl`` keeps at most this much of a rejected frame's
+        text, with its full length (characters).
     """
 
     stocks_ws_url: str = "wss://socket.massive.com/stocks"
@@ -1039,6 +1052,10 @@ class CaptureSettings:
     max_frame_events: int = 1_000
     replay_speed: float = 1.0
     source_name: str = "polygon.ws"
+    max_frame_chars: int = 16 * 2**20
+    max_frame_depth: int = 16
+    event_window_slack_seconds: float = 60.0
+    reject_frame_chars: int = 65_536
 
 
 @dataclass(frozen=True)

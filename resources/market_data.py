@@ -38,6 +38,7 @@ class MarketDataResource(ConfigurableResource):
         else ``CaptureSettings.landing_root``).
     samples_dir : folder of the bundled samples.
     progress_bar : show a progress bar (rows) on stderr while a table streams in.
+    replace_with_empty : let zero rows replace a partition holding rows (``m17 ingest --allow-empty``).
     """
 
     kind: Literal["", "samples", "synthetic", "polygon", "flatfiles", "databento", "capture"] = Field(default="", description="source of the run: " + ", ".join(SOURCE_KINDS) + " (empty: $M17_SOURCE or samples)")
@@ -50,6 +51,11 @@ class MarketDataResource(ConfigurableResource):
     )
     landing_root: str = Field(default="", description="capture landing zone for kind=capture (empty: $M17_LANDING_ROOT or data/landing)")
     progress_bar: bool = False
+    replace_with_empty: bool = Field(
+        default=False,
+        description="let a table the source provides with zero rows replace a partition that has rows "
+        "(otherwise the run fails and nothing is replaced)",
+    )
     risk_free_rate: float = Field(
         default=DEFAULT.rates.risk_free_rate,
         description="constant risk-free rate (annualised, continuously compounded decimal) where the source states none",

@@ -92,17 +92,18 @@ def test_missing_partition_error_names_it(lake: Lake):
         lake.read(schemas.STOCK_QUOTES, REF)
 
 
-def test_recover_restores_partition_replaced_mid_swap(lake: Lake):
+def test_recover_restores_a_partition_a_first_version_swap_left_aside(lake: Lake):
     lake.write(schemas.STOCK_QUOTES, REF, _quotes(5), source="old")
     final = lake.partition_dir(schemas.STOCK_QUOTES, REF)
-    # simulate a crash after the old partition was moved aside, before the new one arrived
+    # the lake's first version renamed the old partition aside (with an .origin note), then the new one in
     staging = lake.root / ".staging"
     trash = staging / "replaced-deadbeef"
     (staging / "replaced-deadbeef.origin").write_text(str(final))
     os.rename(final, trash)
     assert not lake.exists(schemas.STOCK_QUOTES, REF)
-    assert lake.recover() == [final]
+    assert lake.recover().finished == [final]
     assert lake.read(schemas.STOCK_QUOTES, REF).height == 5
+    assert list(staging.iterdir()) == []
 
 
 def test_duckdb_views_over_partitions(lake: Lake):
@@ -137,7 +138,7 @@ def _chunk(symbols: list[str], start: int, n: int) -> pl.DataFrame:
     return pl.concat(frames).with_columns(pl.col("sequence") + start)
 
 
-def test_write_chunks_in_key_order_keeps_the_spilled_files(lake: Lake):
+def test_write_chunks_in_key_order_streams_into_files_cut_at_fixed_row_counts(lake: Lake):
     stats: dict[str, int] = {}
 
     def chunks():
@@ -150,7 +151,7 @@ def test_write_chunks_in_key_order_keeps_the_spilled_files(lake: Lake):
     )
     # stats are read after the chunks are consumed
     assert manifest.stats == {"chunks": 3}
-    assert manifest.rows == 120 and [f.rows for f in manifest.files] == [40, 40, 40]
+    assert manifest.rows == 120 and [f.rows for f in manifest.files] == [120]
     back = lake.read(schemas.STOCK_QUOTES, REF, verify=True)
     assert back["symbol"].to_list() == ["AAA"] * 40 + ["BBB"] * 40 + ["CCC"] * 40
     assert back.group_by("symbol").agg(pl.col("ts_ns").is_sorted().alias("ok"))["ok"].all()
@@ -209,11 +210,16 @@ def test_iter_batches_never_splits_an_instrument(lake: Lake):
     assert pl.concat(batches).equals(lake.read(schemas.STOCK_QUOTES, REF))
 
 
-def test_truth_is_stored_beside_the_partition(lake: Lake):
+def test_truth_is_committed_with_its_partition(lake: Lake):
     truth = pl.DataFrame({"trade_id": ["a", "b"], "side": ["B", "S"]})
-    path = lake.write_truth(schemas.OPTION_TRADES, REF, truth)
+    staged = lake.stage(schemas.STOCK_QUOTES, REF, [_quotes(2)], source="synthetic")
+    lake.stage_truth(staged, truth)
+    path = lake.truth_path(schemas.STOCK_QUOTES, REF)
+    assert not path.exists()  # staged, not committed
+    lake.commit([staged])
     assert path.parent.name == "underlying=AMZN" and "_truth" in path.parts
-    assert lake.read_truth(schemas.OPTION_TRADES, REF).equals(truth)
+    assert lake.read_truth(schemas.STOCK_QUOTES, REF).equals(truth)
+    assert lake.manifest(schemas.STOCK_QUOTES, REF).stats["truth_rows"] == 2
     with pytest.raises(LakeError, match="no ground truth"):
         lake.read_truth(schemas.STOCK_TRADES, REF)
 
