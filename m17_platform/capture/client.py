@@ -32,6 +32,8 @@ log = logging.getLogger("m17.capture")
 
 # the frame handler returns the event time (ns) of the first and last data event of a frame
 FrameHandler = Callable[[str, str, int], tuple[int | None, int | None]]
+# event time (ns) -> first accepted event time (ns) of its trade date, None if it has none
+WindowStart = Callable[[int], int | None]
 
 
 class AuthFailed(M17Error, RuntimeError):
@@ -62,11 +64,15 @@ class FeedLink:
         Backoff (s), jitter (fraction) and the handshake timeout (s).
     rng : random.Random, optional
         Jitter source (tests pass a seeded one).
+    window_start : callable, optional
+        Event time (ns) -> the first accepted event time (ns) of its trade date: where a gap
+        that no received event precedes starts in event time (without it, that edge stays
+        unknown, ``None``).
     """
 
     def __init__(self, feed: str, url: str, api_key: str, on_frame: FrameHandler, zone: LandingZone,
                  metrics: CaptureMetrics, settings: CaptureSettings = DEFAULT.capture,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, window_start: WindowStart | None = None) -> None:
         self.feed = feed
         self.url = url
         self._key = api_key
@@ -75,6 +81,7 @@ class FeedLink:
         self._metrics = metrics
         self._settings = settings
         self._rng = rng or random.Random()
+        self._window_start = window_start
         self._ws: ClientConnection | None = None
         self._subscribed: set[str] = set()
         self.channels: set[str] = set()
@@ -105,12 +112,28 @@ class FeedLink:
     # --- gaps ---------------------------------------------------------------------------
 
     def open_gap(self, start_ns: int, last_event_ts_ns: int | None, reason: str) -> None:
-        """Start a gap (unless one is open): the feed was not receiving from ``start_ns`` (wall, ns)."""
+        """Start a gap (unless one is open): the feed was not receiving from ``start_ns`` (wall, ns).
+
+        ``last_event_ts_ns`` is the event time (ns) of the last event received before it;
+        ``None`` when none was (the capture's start): the gap then starts, in event time, at
+        the first accepted time of the trade date of the first event after it.
+        """
         if self._gap is None:
             self._gap = {"start_ns": start_ns, "end_ns": None, "last_event_ts_ns": last_event_ts_ns, "reason": reason}
 
+    def subscription_acknowledged(self, received_ns: int) -> None:
+        """The server acknowledged a subscription (wall clock ``received_ns``): an open gap's
+        wall-clock end, the subscription restored (the first acknowledgement counts)."""
+        if self._gap is not None and self._gap["end_ns"] is None:
+            self._gap["end_ns"] = received_ns
+
     def _close_gap(self, first_event_ts_ns: int | None) -> None:
         gap, self._gap = self._gap, None
+        if first_event_ts_ns is not None:
+            if gap["end_ns"] is None:  # data came without an acknowledgement seen
+                gap["end_ns"] = time.time_ns()
+            if gap["last_event_ts_ns"] is None and self._window_start is not None:
+                gap["last_event_ts_ns"] = self._window_start(first_event_ts_ns)
         self._zone.record_gap(Gap(self.feed, gap["start_ns"], gap["end_ns"], gap["last_event_ts_ns"],
                                   first_event_ts_ns, gap["reason"]))
         self._metrics.gaps.labels(feed=self.feed).inc()
@@ -156,8 +179,8 @@ class FeedLink:
                     self._ws, self._subscribed = ws, set()
                     await self._sync_subscriptions(ws)
                     self._metrics.connected.labels(feed=self.feed).set(1)
-                    if self._gap is not None:
-                        self._gap["end_ns"] = time.time_ns()
+                    if self._gap is not None:  # restored when the server acknowledges a subscription
+                        self._gap["end_ns"] = None
                     attempt = 0
                     log.info("%s feed: connected to %s, %d channels", self.feed, self.url, len(self.channels))
                     async for message in ws:

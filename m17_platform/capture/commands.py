@@ -60,7 +60,7 @@ def run_capture(underlyings: list[str], *, all_contracts: bool, landing_root: st
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     key = config.api_key()
     if not key:
-        print(f"m17 capture: set {config.API_KEY_ENV} (the replay server accepts any non-empty key)", file=sys.stderr)
+        print(f"m17 capture: set {config.API_KEY_HINT} (the replay server accepts any non-empty key)", file=sys.stderr)
         return 2
     root = config.landing_root(landing_root, settings=settings)
     metrics = CaptureMetrics()
@@ -92,24 +92,66 @@ def run_capture(underlyings: list[str], *, all_contracts: bool, landing_root: st
     return 0
 
 
+def _served_partition(partition: str | None, lake_root: str | None):
+    """The lake and partition ``replay serve --partition`` names, if it has a raw table the
+    feeds serve; else one line saying what is wrong (naming the partition and the lake root)."""
+    from m17_platform import schemas
+    from m17_platform.capture.replay import FEED_TABLES
+    from m17_platform.errors import LakeError
+    from m17_platform.lake import Lake, PartitionRef
+
+    try:
+        lake = Lake(lake_root or DEFAULT.lake.root)
+    except LakeError as exc:
+        return None, None, f"partition {partition!r}: {exc}"
+    day, sep, underlying = (partition or "").partition("|")
+    try:
+        if not sep:
+            raise ValueError("expected DATE|UNDERLYING, e.g. 2016-06-01|VIX")
+        try:
+            trade_date = dt.date.fromisoformat(day.strip())
+        except ValueError:
+            raise ValueError(f"date {day!r} is not YYYY-MM-DD") from None
+        ref = PartitionRef(trade_date, underlying.strip())
+    except ValueError as exc:
+        return lake, None, f"partition {partition!r} (lake root {lake.root}): {exc}"
+    tables = [t for feed_tables in FEED_TABLES.values() for t in feed_tables]
+    if not any(lake.exists(schemas.table(t), ref) for t in tables):
+        return lake, None, f"partition {ref} does not exist under lake root {lake.root} (none of {', '.join(tables)})"
+    return lake, ref, None
+
+
 def run_replay_serve(*, in_dir: str | None, partition: str | None, lake_root: str | None, bind: str,
                      speed: float, underlyings: list[str] | None) -> int:
     """``m17 replay serve``: serve a recording folder (``--in-dir``) or a lake partition
-    (``--partition DATE|UNDERLYING``) on ``bind`` (host:port) until SIGINT / SIGTERM."""
+    (``--partition DATE|UNDERLYING``) on ``bind`` (host:port) until SIGINT / SIGTERM.
+
+    Returns 2, with one line on stderr, for a partition that is malformed or has no raw
+    table under the lake root, a folder that is not a readable recording, or a bind
+    address that is not HOST:PORT; else 0 when stopped.
+    """
     from m17_platform.capture.replay import ReplayData, ReplayServer
-    from m17_platform.lake import Lake, PartitionRef
+    from m17_platform.errors import SourceFormatError
     from m17_platform.sources.polygon_ws import Decoder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     host, _, port = bind.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        print(f"m17 replay serve: --bind {bind!r} is not HOST:PORT (e.g. 127.0.0.1:9000)", file=sys.stderr)
+        return 2
     if in_dir:
-        data = ReplayData.from_recording(Path(in_dir))
+        try:
+            data = ReplayData.from_recording(Path(in_dir))
+        except (FileNotFoundError, SourceFormatError) as exc:
+            print(f"m17 replay serve: {exc}", file=sys.stderr)
+            return 2
         what = in_dir
     else:
-        day, _, underlying = (partition or "").partition("|")
-        ref = PartitionRef(dt.date.fromisoformat(day), underlying)
-        lake = Lake(lake_root or DEFAULT.lake.root)
-        data = ReplayData.from_lake(lake, ref, Decoder(underlyings or [underlying]))
+        lake, ref, problem = _served_partition(partition, lake_root)
+        if ref is None:
+            print(f"m17 replay serve: {problem}", file=sys.stderr)
+            return 2
+        data = ReplayData.from_lake(lake, ref, Decoder(underlyings or [ref.underlying]))
         what = f"lake partition {ref} of {lake.root}"
     server = ReplayServer(data, host=host or "127.0.0.1", port=int(port), speed=speed)
 
@@ -136,7 +178,7 @@ def run_replay_record(*, out_dir: str, subscriptions: dict[str, list[str]], dura
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     key = config.api_key()
     if not key:
-        print(f"m17 replay record: set {config.API_KEY_ENV}", file=sys.stderr)
+        print(f"m17 replay record: set {config.API_KEY_HINT}", file=sys.stderr)
         return 2
 
     async def main() -> dict:

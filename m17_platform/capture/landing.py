@@ -4,8 +4,8 @@ Layout under the landing root::
 
     manifest.jsonl                  one line per batch, appended and fsynced after the batch is in place
     batches/trade_date=D/underlying=U/table=T/<batch_id>.parquet
-    gaps.jsonl                      one line per feed outage (start, end, feed, last/first event time)
-    rejects.jsonl                   every malformed or unknown frame / event, with its kind and reason
+    gaps.jsonl                      one line per stretch a feed did not receive (start, end, feed, last/first event time)
+    rejects.jsonl                   every malformed, unknown or out-of-range frame / event, with its kind and reason
     capture.lock                    held by the one capture writing here
     .tmp/                           batches being written (never read)
 
@@ -99,13 +99,17 @@ class BatchEntry:
 
 @dataclass(frozen=True)
 class Gap:
-    """A stretch a feed was not connected: the day's completeness is known from these.
+    """A stretch a feed did not receive: the day's completeness is known from these.
 
     feed : ``stocks`` or ``options``; start_ns / end_ns : wall clock (ns since epoch,
-    UTC) the connection was lost and the subscription restored (``end_ns`` None while
-    it lasts, e.g. the capture stopped); last_event_ts_ns / first_event_ts_ns : event
-    time of the last event before and the first after the gap (events in between were
-    not received); reason : what ended the connection.
+    UTC) the connection was lost (or the capture started) and the subscription was
+    restored, i.e. first acknowledged by the server (``end_ns`` None while it lasts,
+    e.g. the capture stopped); last_event_ts_ns / first_event_ts_ns : event time of the
+    last event before and the first after the gap (events in between were not
+    received); where no event came before (the options feed's opening gap, before its
+    first subscription), ``last_event_ts_ns`` is the first accepted time of the trade
+    date (its extended session's start); reason : what ended the connection, ``capture
+    (re)started ...`` or ``opening: ...``.
     """
 
     feed: str
@@ -154,7 +158,9 @@ def read_gaps(root: str | Path) -> list[Gap]:
 
 
 def read_rejects(root: str | Path) -> list[dict]:
-    """The rejected frames / events: ``feed``, ``kind``, ``detail``, ``frame`` (text), ``received_ns``."""
+    """The rejected frames / events: ``feed``, ``kind``, ``detail``, ``frame`` (text, cut to
+    ``CaptureSettings.reject_frame_chars``), ``frame_chars`` (its full length; absent in
+    older files), ``received_ns``."""
     return [record for _, record in _read_jsonl(Path(root) / REJECTS)]
 
 
@@ -328,7 +334,12 @@ class LandingZone:
         """Append a feed gap (fsynced)."""
         _append_line(self.root / GAPS, asdict(gap))
 
-    def record_reject(self, feed: str, kind: str, detail: str, frame: str) -> None:
-        """Append a rejected frame or event with its kind and reason (fsynced): nothing is dropped unseen."""
-        _append_line(self.root / REJECTS, {"feed": feed, "kind": kind, "detail": detail, "frame": frame,
-                                           "received_ns": time.time_ns()})
+    def record_reject(self, feed: str, kind: str, detail: str, frame: str, *, keep_chars: int | None = None) -> None:
+        """Append a rejected frame or event with its kind and reason (fsynced): nothing is dropped unseen.
+
+        ``keep_chars`` : keep at most this many characters of the frame's text (its full
+        length is kept as ``frame_chars``); all of it when None.
+        """
+        kept = frame if keep_chars is None else frame[:keep_chars]
+        _append_line(self.root / REJECTS, {"feed": feed, "kind": kind, "detail": detail, "frame": kept,
+                                           "frame_chars": len(frame), "received_ns": time.time_ns()})

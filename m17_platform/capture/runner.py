@@ -5,8 +5,12 @@ Data flow: each frame of the stocks and options feeds is split into events
 (:mod:`m17_platform.sources.polygon_ws`); status events are logged; data events are
 decoded into raw rows and held by the :class:`~m17_platform.capture.batcher.MicroBatcher`,
 which writes them to the landing zone every ``batch_seconds`` or ``batch_events``;
-anything malformed or unknown is counted, logged once per kind and kept in
-``rejects.jsonl``. Underlying prices from the stocks feed move each underlying's
+anything malformed, unknown or out of range (a frame too large or too deep, a field of
+the wrong type, an overflowing or non-finite number, a negative price or size, a time
+outside its trade date's session) is counted, logged once per kind and kept in
+``rejects.jsonl``: one bad frame or event never stops the capture. The options feed
+starts with an opening gap: what it sent before its first subscription was acknowledged
+was not received, and ``gaps.jsonl`` says so. Underlying prices from the stocks feed move each underlying's
 :class:`~m17_platform.capture.strikes.StrikeManager`, whose window changes become
 subscribe / unsubscribe actions on the options feed. ``all_contracts`` subscribes every
 listed contract of the underlyings instead (any expiration).
@@ -19,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 
 from m17_platform.capture.batcher import MicroBatcher
@@ -34,11 +39,13 @@ from m17_platform.sources.polygon_ws import (
     channel,
     parse_frame,
 )
+from m17_platform.sources.polygon_ws_fields import short_repr
 
 log = logging.getLogger("m17.capture")
 
 # (underlying, expiration or None for every expiration) -> OCC symbols listed
 ContractLister = Callable[[str, dt.date | None], list[str]]
+OPENING_GAP_REASON = "opening: the options feed was not subscribed until its first subscription was acknowledged"
 
 
 class RestContracts:
@@ -94,7 +101,7 @@ class Capture:
         self.settings = settings
         self.zone = zone
         self.metrics = metrics or CaptureMetrics()
-        self.decoder = Decoder(self.underlyings, polygon=polygon, timezone=sessions.timezone, source=settings.source_name)
+        self.decoder = Decoder(self.underlyings, polygon=polygon, sessions=sessions, capture=settings)
         self.batcher = MicroBatcher(zone, settings, self.metrics)
         self.all_contracts = all_contracts
         self._contracts = contracts
@@ -108,7 +115,8 @@ class Capture:
         rng = rng or random.Random()
         index_underlyings = set(polygon.index_underlyings)
         self.links = {
-            feed: FeedLink(feed, urls[feed], api_key, self._on_frame, zone, self.metrics, settings, rng)
+            feed: FeedLink(feed, urls[feed], api_key, self._on_frame, zone, self.metrics, settings, rng,
+                           window_start=self._window_start)
             for feed in ("stocks", "options")
         }
         # an index (SPX, VIX) has no stock trades on Polygon's stocks feed: its channels stay
@@ -119,6 +127,10 @@ class Capture:
                 if u in index_underlyings:
                     log.warning("%s is an index: the strike window needs its stock feed; use all_contracts", u)
         self._open_restart_gaps()
+        # the options feed misses what passes before its first subscription is acknowledged
+        # (the strike window needs a price and the contract list first): an opening gap,
+        # unless a restart gap already covers it
+        self.links["options"].open_gap(time.time_ns(), None, OPENING_GAP_REASON)
 
     # --- restart --------------------------------------------------------------------------
 
@@ -147,33 +159,41 @@ class Capture:
                         marks[key] = max(marks.get(key, 0), e.last_ts_ns or 0)
                 link.open_gap(written, min(marks.values()), "capture (re)started after a previous session")
 
+    def _window_start(self, ts_ns: int) -> int | None:
+        """First accepted event time (ns) of the trade date of ``ts_ns``: where a gap with no
+        event before it (nothing received yet) starts in event time."""
+        window = self.decoder.window(self.decoder.trade_date(ts_ns))
+        return None if window is None else window[0]
+
     # --- frames -----------------------------------------------------------------------------
 
     def _reject(self, feed: str, exc: WireFormatError, text: str) -> None:
         self.metrics.malformed.labels(feed=feed, kind=exc.kind).inc()
         self.rejected[exc.kind] = self.rejected.get(exc.kind, 0) + 1
-        self.zone.record_reject(feed, exc.kind, exc.detail, text)
+        self.zone.record_reject(feed, exc.kind, exc.detail, text, keep_chars=self.settings.reject_frame_chars)
         if exc.kind not in self._logged_kinds:
             self._logged_kinds.add(exc.kind)
             log.warning("%s feed: rejected %s (%s); further ones are counted, not logged", feed, exc.kind, exc.detail)
 
-    def _status(self, feed: str, ev: dict) -> None:
-        status = ev.get("status")
+    def _status(self, feed: str, ev: dict, received_ns: int) -> None:
+        status, message = ev.get("status"), ev.get("message")
+        if status == "success" and isinstance(message, str) and message.startswith("subscribed to"):
+            self.links[feed].subscription_acknowledged(received_ns)
         if status in ("success", "connected", "auth_success"):
-            log.debug("%s feed status %s: %s", feed, status, ev.get("message"))
+            log.debug("%s feed status %s: %s", feed, status, message)
         else:
-            log.warning("%s feed status %s: %s", feed, status, ev.get("message"))
+            log.warning("%s feed status %s: %s", feed, short_repr(status), short_repr(message))
 
     def _on_frame(self, feed: str, text: str, received_ns: int) -> tuple[int | None, int | None]:
         try:
-            events = parse_frame(text)
+            events = parse_frame(text, max_chars=self.settings.max_frame_chars, max_depth=self.settings.max_frame_depth)
         except WireFormatError as exc:
             self._reject(feed, exc, text)
             return None, None
         first = last = None
         for ev in events:
             if isinstance(ev, dict) and ev.get("ev") == "status":
-                self._status(feed, ev)
+                self._status(feed, ev, received_ns)
                 continue
             try:
                 decoded = self.decoder.decode(feed, ev)

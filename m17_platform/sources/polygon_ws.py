@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,12 +44,29 @@ import pyarrow as pa
 
 from m17_platform import schemas
 from m17_platform.schemas import col
-from m17_platform.settings import DEFAULT, PolygonSettings
+from m17_platform.settings import (
+    DEFAULT,
+    CaptureSettings,
+    PolygonSettings,
+    SessionSettings,
+)
+from m17_platform.sources.polygon_ws_fields import (
+    WireFormatError,
+    check_amounts,
+    code_field,
+    codes_field,
+    deeper_than,
+    extension_value,
+    int_field,
+    num_field,
+    short_repr,
+)
 from m17_platform.symbols import parse_occ_symbol
 
 FEEDS = ("stocks", "options")
 EXTENSION = "m17"
 NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
 
 # event -> raw table, per feed
 TABLE_OF_EVENT = {
@@ -90,24 +107,6 @@ WS_AGGREGATES = schemas.TableSchema(
 LANDING_TABLES = {t: schemas.table(t) for t in TABLE_OF_EVENT.values()} | {WS_AGGREGATES.name: WS_AGGREGATES}
 
 
-class WireFormatError(ValueError):
-    """A frame or event the decoder cannot accept.
-
-    Attributes
-    ----------
-    kind : str
-        A short class of problem for counting (``invalid_json``, ``unknown_event``,
-        ``bad_field``, ``bad_symbol``, ``unmapped_root``, ...), one metric label each.
-    detail : str
-        What exactly is wrong, naming the event and field.
-    """
-
-    def __init__(self, kind: str, detail: str) -> None:
-        self.kind = kind
-        self.detail = detail
-        super().__init__(f"{kind}: {detail}")
-
-
 @dataclass(frozen=True)
 class Decoded:
     """One decoded data event.
@@ -121,18 +120,38 @@ class Decoded:
     row: dict[str, Any]
 
 
-def parse_frame(text: str | bytes) -> list[Any]:
+def parse_frame(text: str | bytes, *, max_chars: int = DEFAULT.capture.max_frame_chars,
+                max_depth: int = DEFAULT.capture.max_frame_depth) -> list[Any]:
     """The events of one websocket frame (a JSON array; a lone object counts as one).
+
+    Parameters
+    ----------
+    text : the frame as received
+    max_chars : longest frame parsed (characters; ``CaptureSettings.max_frame_chars``)
+    max_depth : deepest nesting of arrays / objects accepted (levels;
+        ``CaptureSettings.max_frame_depth``)
 
     Raises
     ------
     WireFormatError
-        ``invalid_json`` (with the parser's position) or ``not_a_list``.
+        ``too_large``, ``too_deep``, ``invalid_json`` (with the parser's position) or
+        ``not_a_list``.
     """
+    if len(text) > max_chars:
+        raise WireFormatError("too_large", f"frame of {len(text):,} characters is longer than {max_chars:,} "
+                                           "(CaptureSettings.max_frame_chars)")
     try:
         payload = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        payload = None
+        too_deep = True
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4,300 digits
         raise WireFormatError("invalid_json", f"frame is not JSON: {exc}") from None
+    else:
+        too_deep = deeper_than(payload, max_depth)
+    if too_deep:
+        raise WireFormatError("too_deep", f"frame nests arrays / objects more than {max_depth} levels deep "
+                                          "(CaptureSettings.max_frame_depth)")
     if isinstance(payload, dict):
         return [payload]
     if not isinstance(payload, list):
@@ -153,58 +172,52 @@ class _TradeDates:
         self._lo = self._hi = 0
         self._day = dt.date(1970, 1, 1)
 
+    def local(self, ts_ns: int) -> dt.datetime:
+        """``ts_ns`` (ns since epoch, within int64) as a local datetime."""
+        return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=self._tz)
+
     def __call__(self, ts_ns: int) -> dt.date:
         if not (self._lo <= ts_ns < self._hi):
-            local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=self._tz)
-            self._day = local.date()
+            self._day = self.local(ts_ns).date()
             start = dt.datetime.combine(self._day, dt.time(), tzinfo=self._tz)
             end = dt.datetime.combine(self._day + dt.timedelta(days=1), dt.time(), tzinfo=self._tz)
             self._lo, self._hi = int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
         return self._day
 
 
-def _int(ev: Mapping, key: str, name: str, *, required: bool = True) -> int | None:
-    value = ev.get(key)
-    if value is None:
-        if required:
-            raise WireFormatError("bad_field", f"{name} event has no {key!r}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(value, float) and not value.is_integer()):
-        raise WireFormatError("bad_field", f"{name} event field {key!r} is not an integer: {value!r}")
-    return int(value)
+class _SessionWindows:
+    """The accepted event-time window of a trade date: the equity calendar's extended session
+    (``calendar.session_window_ns("stock", day)``) widened by ``slack_ns`` at each end;
+    ``None`` for a day that is not a session. Cached per day."""
 
+    _CACHED_DAYS = 64
 
-def _num(ev: Mapping, key: str, name: str, *, required: bool = True) -> float | None:
-    value = ev.get(key)
-    if value is None:
-        if required:
-            raise WireFormatError("bad_field", f"{name} event has no {key!r}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise WireFormatError("bad_field", f"{name} event field {key!r} is not a finite number: {value!r}")
-    return float(value)
+    def __init__(self, sessions: SessionSettings, slack_ns: int) -> None:
+        self.sessions = sessions
+        self._slack = slack_ns
+        self._cache: dict[dt.date, tuple[int, int] | None] = {}
 
+    def __call__(self, day: dt.date) -> tuple[int, int] | None:
+        if day not in self._cache:
+            # exchange_calendars loads on the first event only
+            from m17_platform import calendar
 
-def _code(ev: Mapping, key: str, name: str) -> str | None:
-    value = ev.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise WireFormatError("bad_field", f"{name} event field {key!r} is not an id: {value!r}")
-    return str(value)
-
-
-def _codes(ev: Mapping, key: str, name: str) -> list[str] | None:
-    value = ev.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int | str) for v in value):
-        raise WireFormatError("bad_field", f"{name} event field {key!r} is not a list of ids: {value!r}")
-    return [str(v) for v in value]
+            if len(self._cache) >= self._CACHED_DAYS:
+                self._cache.clear()
+            window = None
+            if calendar.is_trading_day(day, self.sessions):
+                lo, hi = calendar.session_window_ns("stock", day, settings=self.sessions)
+                window = (lo - self._slack, hi + self._slack)
+            self._cache[day] = window
+        return self._cache[day]
 
 
 class Decoder:
     """Turns Polygon websocket events into raw rows for the configured underlyings.
+
+    Every row it returns fits its table's schema (types, ranges, required columns), so
+    whatever a feed sends, a bad event is a :class:`WireFormatError`, never a failure
+    further on.
 
     Parameters
     ----------
@@ -214,22 +227,57 @@ class Decoder:
     polygon : PolygonSettings
         Option roots per underlying, and the date from which stock quote sizes are
         shares (before it ``bs``/``as`` are round lots of ``round_lot_shares``).
-    timezone : str
-        Time zone of the trade date (America/New_York).
-    source : str
-        Value of the ``source`` column.
+    sessions : SessionSettings
+        Time zone of the trade date (America/New_York), the equity calendar and the
+        extended session that bound the accepted event times.
+    capture : CaptureSettings
+        ``source_name`` (the ``source`` column) and ``event_window_slack_seconds`` (s).
+    check_sessions : bool
+        Reject events whose time is not in its trade date's accepted window (on by
+        default; off only for tools that decode off-session data on purpose).
     """
 
     def __init__(self, underlyings: Iterable[str], *, polygon: PolygonSettings = DEFAULT.polygon,
-                 timezone: str = DEFAULT.sessions.timezone, source: str = DEFAULT.capture.source_name) -> None:
+                 sessions: SessionSettings = DEFAULT.sessions, capture: CaptureSettings = DEFAULT.capture,
+                 check_sessions: bool = True) -> None:
         self.underlyings = tuple(underlyings)
         self._roots = {u: u for u in self.underlyings}
         for u in self.underlyings:
             for root in polygon.option_roots.get(u, ()):
                 self._roots[root] = u
         self._polygon = polygon
-        self._dates = _TradeDates(timezone)
-        self.source = source
+        self._dates = _TradeDates(sessions.timezone)
+        self._windows = _SessionWindows(sessions, round(capture.event_window_slack_seconds * NS_PER_S))
+        self._check_sessions = check_sessions
+        self._fields: dict[str, dict[str, pa.Field]] = {}
+        self.source = capture.source_name
+
+    def trade_date(self, ts_ns: int) -> dt.date:
+        """The trade date (America/New_York date) of ``ts_ns`` (ns since epoch, within int64)."""
+        return self._dates(ts_ns)
+
+    def window(self, day: dt.date) -> tuple[int, int] | None:
+        """The accepted event times of trade date ``day``: (first, last) ns since epoch UTC,
+        inclusive, or ``None`` when ``day`` is not a trading day."""
+        return self._windows(day)
+
+    def _check_time(self, name: str, sym: str, key: str, ts_ns: int) -> dt.date:
+        """The trade date of an event time, if it lies in that date's accepted window."""
+        day = self._dates(ts_ns)
+        if not self._check_sessions:
+            return day
+        window = self._windows(day)
+        if window is not None and window[0] <= ts_ns <= window[1]:
+            return day
+        local = self._dates.local(ts_ns)
+        when = f"{name} event {sym}: {key!r} {ts_ns // NS_PER_MS} ms ({local:%Y-%m-%d %H:%M:%S} {local.tzinfo})"
+        if window is None:
+            raise WireFormatError("not_trading_day", f"{when} is not on a trading day of the "
+                                                     f"{self._windows.sessions.equity_calendar} calendar")
+        lo, hi = self._dates.local(window[0]), self._dates.local(window[1])
+        raise WireFormatError("outside_session", f"{when} is outside {day}'s accepted window {lo:%H:%M:%S}-"
+                                                 f"{hi:%H:%M:%S} (extended session +- "
+                                                 "CaptureSettings.event_window_slack_seconds)")
 
     def underlying_of(self, feed: str, symbol: str) -> str:
         """The captured underlying a symbol belongs to.
@@ -267,22 +315,23 @@ class Decoder:
         ------
         WireFormatError
             ``not_an_object``, ``unknown_event`` (with the ``ev`` value), ``bad_field``
-            (naming the field), ``bad_symbol``, ``unmapped_symbol``, ``bad_extension``.
+            (naming the field), ``bad_symbol``, ``unmapped_symbol``, ``bad_extension``,
+            ``bad_price``, ``bad_size``, ``not_trading_day``, ``outside_session``.
         """
         if not isinstance(ev, dict):
-            raise WireFormatError("not_an_object", f"event is a JSON {type(ev).__name__}: {str(ev)[:80]}")
+            raise WireFormatError("not_an_object", f"event is a JSON {type(ev).__name__}: {short_repr(ev)}")
         name = ev.get("ev")
-        sym = ev.get("sym")
         if name in AGGREGATE_EVENTS:
             return self._aggregate(feed, name, ev)
         table = TABLE_OF_EVENT.get((feed, name)) if isinstance(name, str) else None
         if table is None:
-            raise WireFormatError("unknown_event", f"event {name!r} on the {feed} feed")
+            raise WireFormatError("unknown_event", f"event {short_repr(name)} on the {feed} feed")
+        sym = ev.get("sym")
         if not isinstance(sym, str) or not sym:
             raise WireFormatError("bad_field", f"{name} event has no symbol 'sym'")
         underlying = self.underlying_of(feed, sym)
-        t_ms = _int(ev, "t", name)
-        row: dict[str, Any] = {"ts_ns": t_ms * NS_PER_MS, "sequence": _int(ev, "q", name)}
+        row: dict[str, Any] = {"ts_ns": int_field(ev, "t", name, scale=NS_PER_MS),
+                               "sequence": int_field(ev, "q", name)}
         if feed == "options":
             oid = parse_occ_symbol(sym)
             row |= {"option_symbol": sym, "underlying": underlying, "root": oid.root,
@@ -291,8 +340,9 @@ class Decoder:
             row |= {"symbol": sym, "underlying": underlying}
         if name == "T":
             row |= {
-                "price": _num(ev, "p", name), "size": _int(ev, "s", name), "exchange": _code(ev, "x", name),
-                "conditions": _codes(ev, "c", name), "trade_id": _code(ev, "i", name), "canceled": False,
+                "price": num_field(ev, "p", name), "size": int_field(ev, "s", name),
+                "exchange": code_field(ev, "x", name), "conditions": codes_field(ev, "c", name),
+                "trade_id": code_field(ev, "i", name), "canceled": False,
             }
             if feed == "stocks":
                 row["aggressor_side"] = None
@@ -300,44 +350,57 @@ class Decoder:
             lots = 1
             if feed == "stocks" and self._dates(row["ts_ns"]) < self._polygon.stock_quote_sizes_in_shares_from:
                 lots = self._polygon.round_lot_shares
-            bs, as_ = _int(ev, "bs", name, required=False), _int(ev, "as", name, required=False)
             row |= {
-                "bid": _num(ev, "bp", name, required=False), "bid_size": None if bs is None else bs * lots,
-                "ask": _num(ev, "ap", name, required=False), "ask_size": None if as_ is None else as_ * lots,
-                "bid_exchange": _code(ev, "bx", name), "ask_exchange": _code(ev, "ax", name),
+                "bid": num_field(ev, "bp", name, required=False),
+                "bid_size": int_field(ev, "bs", name, required=False, scale=lots),
+                "ask": num_field(ev, "ap", name, required=False),
+                "ask_size": int_field(ev, "as", name, required=False, scale=lots),
+                "bid_exchange": code_field(ev, "bx", name), "ask_exchange": code_field(ev, "ax", name),
             }
         row["source"] = self.source
         ext = ev.get(EXTENSION)
         if ext is not None:
             self._apply_extension(table, name, ext, row)
-        return Decoded(table, self._dates(row["ts_ns"]), row)
+        check_amounts(name, sym, row)
+        return Decoded(table, self._check_time(name, sym, "t", row["ts_ns"]), row)
 
     def _apply_extension(self, table: str, name: str, ext: Any, row: dict[str, Any]) -> None:
-        spec = schemas.table(table)
+        fields = self._fields.get(table)
+        if fields is None:
+            fields = self._fields[table] = {f.name: f for f in schemas.table(table).schema}
         if not isinstance(ext, dict):
             raise WireFormatError("bad_extension", f"{name} event's {EXTENSION!r} is not an object")
         for column, value in ext.items():
-            if column not in spec.columns or column in ("option_symbol", "symbol", "source"):
-                raise WireFormatError("bad_extension", f"{name} event's {EXTENSION!r} names column {column!r}")
-            if column == "expiration" and value is not None:
-                value = dt.date.fromisoformat(value)
-            row[column] = value
+            if column not in fields or column in ("option_symbol", "symbol", "source"):
+                raise WireFormatError("bad_extension",
+                                      f"{name} event's {EXTENSION!r} names column {short_repr(column)}")
+            try:
+                row[column] = extension_value(fields[column], value)
+            except ValueError as exc:
+                raise WireFormatError("bad_extension", f"{name} event's {EXTENSION!r} column {column!r} is not "
+                                                       f"{exc}: {short_repr(value)}") from None
+        if row["underlying"] not in self.underlyings:
+            raise WireFormatError("bad_extension", f"{name} event's {EXTENSION!r} underlying {row['underlying']!r} "
+                                                   f"is not a captured underlying {self.underlyings}")
 
     def _aggregate(self, feed: str, name: str, ev: dict) -> Decoded:
         sym = ev.get("sym")
         if not isinstance(sym, str) or not sym:
             raise WireFormatError("bad_field", f"{name} event has no symbol 'sym'")
         underlying = self.underlying_of(feed, sym)
-        start = _int(ev, "s", name) * NS_PER_MS
-        volume = _int(ev, "v", name, required=False)
+        start, end = int_field(ev, "s", name, scale=NS_PER_MS), int_field(ev, "e", name, scale=NS_PER_MS)
+        if end < start:
+            raise WireFormatError("bad_field", f"{name} event {sym}: window end 'e' {end // NS_PER_MS} ms is before "
+                                               f"its start 's' {start // NS_PER_MS} ms")
         row = {
-            "start_ns": start, "end_ns": _int(ev, "e", name) * NS_PER_MS, "event": name, "symbol": sym,
-            "underlying": underlying, "open": _num(ev, "o", name, required=False),
-            "high": _num(ev, "h", name, required=False), "low": _num(ev, "l", name, required=False),
-            "close": _num(ev, "c", name, required=False), "volume": volume,
-            "vwap": _num(ev, "vw", name, required=False), "source": self.source,
+            "start_ns": start, "end_ns": end, "event": name, "symbol": sym,
+            "underlying": underlying, "open": num_field(ev, "o", name, required=False),
+            "high": num_field(ev, "h", name, required=False), "low": num_field(ev, "l", name, required=False),
+            "close": num_field(ev, "c", name, required=False), "volume": int_field(ev, "v", name, required=False),
+            "vwap": num_field(ev, "vw", name, required=False), "source": self.source,
         }
-        return Decoded(WS_AGGREGATES.name, self._dates(start), row)
+        check_amounts(name, sym, row)
+        return Decoded(WS_AGGREGATES.name, self._check_time(name, sym, "s", start), row)
 
 
 def _wire_code(value: str | None) -> int | None:

@@ -182,11 +182,11 @@ def test_corrupted_sample_fails_with_file_line_field(tmp_path, make_run_config):
         )
     assert not result.success
     failed_steps = {e.step_key: e.step_failure_data.error for e in result.all_events if e.is_step_failure}
-    assert "raw__option_trades" in failed_steps
-    error, messages = failed_steps["raw__option_trades"], []
+    assert "raw_ingest" in failed_steps
+    error, messages = failed_steps["raw_ingest"], []
     while error is not None:
         messages.append(error.message)
         error = error.cause
     assert any("UnderlyingOptionsTrades_2016-06-01.csv, line 42, field 'trade_price'" in m for m in messages), messages
-    # nothing half-written: the failed table has no partition in the lake
-    assert not Lake(tmp_path / "lake").exists(schemas.OPTION_TRADES, ref)
+    # nothing half-written: the day's raw tables commit together, so none of them was written
+    assert not [name for name, spec in schemas.RAW_TABLES.items() if Lake(tmp_path / "lake").exists(spec, ref)]

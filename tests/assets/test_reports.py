@@ -35,7 +35,7 @@ def _report(lake_root, reports_root) -> dict:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("underlying", [VIX.underlying])
         result = dg.materialize(
-            [a for a in defs.assets if getattr(a, "key", None) == dg.AssetKey(["gold", "daily_report"])],
+            [a for a in defs.assets if dg.AssetKey(["gold", "daily_report"]) in a.keys],
             partition_key=partition_key(VIX),
             instance=instance,
             resources={"lake": LakeResource(root=str(lake_root), reports_root=str(reports_root))},

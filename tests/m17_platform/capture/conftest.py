@@ -111,6 +111,21 @@ def landed_rows(root: Path) -> int:
     return sum(e.rows for e in read_manifest(root) if e.table in CAPTURED)
 
 
+def missed_outside_gaps(want: pl.DataFrame, got: pl.DataFrame, gaps, feed: str = "options",
+                        key: tuple[str, ...] = ("option_symbol", "ts_ns", "sequence")) -> pl.DataFrame:
+    """Rows of ``want`` missing from ``got`` that no recorded gap of ``feed`` covers (a gap
+    covers the event times from its last event before to its first after; an unknown edge
+    is open): a capture's losses must all lie inside its recorded gaps."""
+    missing = want.join(got, on=list(key), how="anti")
+    in_a_gap = pl.lit(False)
+    for gap in gaps:
+        if gap.feed == feed:
+            lo = gap.last_event_ts_ns if gap.last_event_ts_ns is not None else 0
+            hi = gap.first_event_ts_ns if gap.first_event_ts_ns is not None else 2**62
+            in_a_gap = in_a_gap | pl.col("ts_ns").is_between(lo, hi)
+    return missing.filter(~in_a_gap)
+
+
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -129,6 +144,7 @@ class Kit:
     CaptureThread = CaptureThread
     partition = staticmethod(partition)
     landed_rows = staticmethod(landed_rows)
+    missed_outside_gaps = staticmethod(missed_outside_gaps)
     wait_for = staticmethod(wait_for)
 
 

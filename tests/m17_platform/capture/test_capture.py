@@ -2,7 +2,9 @@
 lands exactly; a dropped connection reconnects, resubscribes and records a gap;
 malformed frames are counted and kept; the metrics endpoint shows the gauges."""
 
+import dataclasses
 import datetime as dt
+import json
 import urllib.request
 
 import polars as pl
@@ -33,7 +35,10 @@ def test_capture_of_a_replayed_day_lands_that_day_exactly(vix_lake, replay_of, t
     kit.wait_for(lambda: replay.server.finished.is_set() and kit.landed_rows(tmp_path / "landing") == total)
     summary = cap.stop()
     assert summary["rejected"] == {} and summary["connections"] == {"stocks": 1, "options": 1}
-    assert read_gaps(tmp_path / "landing") == []
+    # the options feed opens with a gap until its first subscription is acknowledged (at
+    # speed 0 nothing passes meanwhile: the gap is recorded, nothing falls in it)
+    (opening,) = read_gaps(tmp_path / "landing")
+    assert opening.feed == "options" and opening.reason.startswith("opening")
     out = Lake(tmp_path / "out")
     land(tmp_path / "landing", out, kit)
     for table in kit.CAPTURED:
@@ -56,27 +61,25 @@ def test_a_dropped_connection_reconnects_resubscribes_and_records_the_gap(vix_la
     kit.wait_for(lambda: cap.capture.batcher.held == 0)
     summary = cap.stop()
     assert summary["connections"]["options"] == 2 and summary["connections"]["stocks"] == 1
-    (gap,) = read_gaps(root)
+    opening, gap = read_gaps(root)
+    assert opening.reason.startswith("opening") and opening.first_event_ts_ns <= gap.last_event_ts_ns
     assert gap.feed == "options" and gap.end_ns is not None and gap.end_ns >= gap.start_ns
     assert gap.last_event_ts_ns is not None and gap.first_event_ts_ns > gap.last_event_ts_ns
     out = Lake(tmp_path / "out")
     land(root, out, kit)
-    assert out.manifest(schemas.table("option_quotes"), kit.VIX_DAY).stats["gaps"] == 1  # the day knows it
+    assert out.manifest(schemas.table("option_quotes"), kit.VIX_DAY).stats["gaps"] == 2  # the day knows them
     for table in ("option_trades", "option_quotes"):
         want, got = kit.partition(vix_lake, table), kit.partition(out, table)
-        key = ["option_symbol", "ts_ns", "sequence"]
         assert got.drop("source").join(want.drop("source"), on=want.drop("source").columns, how="anti",
                                        nulls_equal=True).is_empty()
-        missing = want.join(got, on=key, how="anti")
-        # every row not captured lies in the recorded gap (or before the options feed was first
-        # subscribed: the timeline started with the stocks subscription, like a live market),
-        # and rows after the gap were captured: the resubscription restored the same channels
-        first_seen = kit.partition(out, table)["ts_ns"].min()
-        outside = missing.filter(~pl.col("ts_ns").is_between(gap.last_event_ts_ns, gap.first_event_ts_ns))
-        assert outside.filter(pl.col("ts_ns") >= first_seen).is_empty()
+        # every row not captured lies in a recorded gap: the dropped connection's, or the
+        # opening one (the timeline started with the stocks subscription, like a live
+        # market, before the options feed was subscribed); rows after the gap were
+        # captured: the resubscription restored the same channels
+        assert kit.missed_outside_gaps(want, got, read_gaps(root)).is_empty()
         assert got.filter(pl.col("ts_ns") >= gap.first_event_ts_ns).height > 0
     assert cap.metrics.reconnects.labels(feed="options")._value.get() == 1
-    assert cap.metrics.gaps.labels(feed="options")._value.get() == 1
+    assert cap.metrics.gaps.labels(feed="options")._value.get() == 2
 
 
 def test_malformed_frames_are_counted_kept_and_do_not_stop_the_capture(vix_lake, replay_of, tmp_path, kit):
@@ -103,6 +106,82 @@ def test_malformed_frames_are_counted_kept_and_do_not_stop_the_capture(vix_lake,
     assert {r["frame"] for r in read_rejects(root) if r["kind"] == "invalid_json"} == {"{not json", '{"ev": "status"'}
     assert cap.metrics.malformed.labels(feed="options", kind="invalid_json")._value.get() == 2
     assert cap.capture.rejected["unknown_event"] == 1
+
+
+CALL = "O:VIX160608C00012500"
+AT_10 = 1464789600000  # 2016-06-01 10:00 ET (ms)
+
+
+def _quote(q: int, **fields) -> dict:
+    return {"ev": "Q", "sym": CALL, "bx": 302, "bp": 1.05, "bs": 10, "ax": 302, "ap": 1.10, "as": 12, "t": AT_10,
+            "q": q} | fields
+
+
+def _trade(q: int, **fields) -> dict:
+    return {"ev": "T", "sym": CALL, "x": 302, "p": 1.07, "s": 3, "t": AT_10, "q": q} | fields
+
+
+def test_no_frame_or_value_stops_the_capture_each_is_a_reject_with_its_reason(vix_lake, replay_of, tmp_path, kit):
+    # before: t=10**30 raised OverflowError and a 200,000-deep frame RecursionError out of the
+    # feed task (the capture died); t=0 landed in trade_date=1969-12-31; negative prices,
+    # zero-size prints and off-session times landed as data
+    settings = dataclasses.replace(kit.FAST, max_frame_chars=1_000_000)
+    replay = replay_of(vix_lake, speed=2_000)
+    root = tmp_path / "landing"
+    cap = kit.CaptureThread(replay, root, settings=settings)
+    kit.wait_for(lambda: cap.capture.links["options"].connections == 1 and cap.metrics.subscribed_contracts._value.get() > 0)
+    bad = {  # frame -> the reject kind it must give
+        json.dumps([_quote(1, t=10**30)]): "bad_field",
+        "[" * 200_000 + "]" * 200_000: "too_deep",
+        json.dumps([_quote(2, m17={"conditions": [[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]})]): "too_deep",
+        "[" + " " * 1_000_000 + "]": "too_large",
+        "[" + "7" * 5_000 + "]": "invalid_json",
+        json.dumps([_quote(3, t=0)]): "not_trading_day",
+        json.dumps([_quote(4, t=1465048800000)]): "not_trading_day",  # Saturday 2016-06-04
+        json.dumps([_quote(5, t=1464764400000)]): "outside_session",  # 03:00 ET
+        json.dumps([_quote(6, t=1464827400000)]): "outside_session",  # 20:30 ET
+        json.dumps([_quote(7, bp=-0.05)]): "bad_price",
+        json.dumps([_quote(8, bs=-10)]): "bad_size",
+        json.dumps([_quote(9, bp=10**400)]): "bad_field",
+        json.dumps([_trade(10, p=0)]): "bad_price",
+        json.dumps([_trade(11, s=0)]): "bad_size",
+        json.dumps([_trade(12, p=-1.07)]): "bad_price",
+        json.dumps([_quote(13, m17={"expiration": 20160608})]): "bad_extension",
+    }
+    # good events around a bad one in the same frame land; a one-sided quote (no bid) is good
+    mixed = json.dumps([_quote(990_001, bp=0, bs=0), _quote(14, t=10**30), _trade(990_002)])
+    for text in [*bad, mixed]:
+        replay.server.inject("options", text)
+    kit.wait_for(lambda: len(read_rejects(root)) == len(bad) + 1)
+    before = cap.metrics.events.labels(feed="options", event="Q")._value.get()
+    kit.wait_for(lambda: cap.metrics.events.labels(feed="options", event="Q")._value.get() > before + 10)
+    kit.wait_for(lambda: replay.server.finished.is_set(), timeout=60)  # the capture received the day to its end
+    kit.wait_for(lambda: cap.capture.batcher.held == 0)
+    summary = cap.stop()
+
+    rejects = read_rejects(root)
+    want = sorted([*bad.values(), "bad_field"])
+    assert sorted(r["kind"] for r in rejects) == want
+    assert summary["rejected"] == {kind: want.count(kind) for kind in set(want)}
+    for kind in set(want):
+        assert cap.metrics.malformed.labels(feed="options", kind=kind)._value.get() == want.count(kind)
+    assert all(r["detail"] and r["feed"] == "options" for r in rejects)
+    by_kind = {r["kind"]: r for r in rejects}
+    assert "1969-12-31" in next(r["detail"] for r in rejects if '"q": 3' in r["frame"])
+    assert "price -1.07 is not positive" in next(r["detail"] for r in rejects if '"q": 12' in r["frame"])
+    assert len(by_kind["too_large"]["frame"]) == settings.reject_frame_chars and by_kind["too_large"]["frame_chars"] == 1_000_002
+    # nothing of a rejected event landed; the good ones did, on their trade date, and the day
+    # went on around them: every row of it landed but what passed in a recorded gap
+    assert {e.trade_date for e in read_manifest(root)} == {"2016-06-01"}
+    for table, injected in (("option_quotes", 990_001), ("option_trades", 990_002)):
+        landed = pl.concat([pl.read_parquet(root / e.path) for e in read_manifest(root) if e.table == table])
+        day = kit.partition(vix_lake, table)
+        extra = landed.join(day, on=["option_symbol", "ts_ns", "sequence"], how="anti")
+        assert extra["sequence"].to_list() == [injected], table
+        if table == "option_quotes":  # the one-sided quote, as sent
+            assert extra.select("bid", "bid_size", "ask").row(0) == (0.0, 0, 1.10)
+        assert kit.missed_outside_gaps(day, landed, read_gaps(root)).is_empty()
+        assert landed.height > day.height / 2
 
 
 def test_metrics_endpoint_shows_the_documented_gauges(vix_lake, replay_of, tmp_path, kit):

@@ -63,13 +63,9 @@ def test_killed_mid_batch_and_restarted_loses_nothing_acknowledged_and_duplicate
         # rows are compared whole, a null equal to a null (the day's first quote is one-sided)
         assert got.drop("source").join(want.drop("source"), on=columns, how="anti", nulls_equal=True).is_empty()  # nothing invented
         assert got.height == got.unique(subset=columns).height == got.join(want, on=columns, how="semi", nulls_equal=True).height
-        missing = want.join(got, on=["option_symbol", "ts_ns", "sequence"], how="anti")
-        # lost: what traded before the first subscription, what the killed process held
-        # unwritten and what passed while no capture ran (the restart gap), and anything in
-        # another recorded gap of the feed (a reconnect of a starved process): nothing else
-        in_a_gap = pl.lit(False)
-        for gap in read_gaps(root):
-            if gap.feed == "options":
-                in_a_gap = in_a_gap | pl.col("ts_ns").is_between(gap.last_event_ts_ns or 0, gap.first_event_ts_ns or 2**62)
-        assert missing.filter(~in_a_gap & (pl.col("ts_ns") >= got["ts_ns"].min())).is_empty()
+        # lost: what traded before the first subscription (the opening gap), what the killed
+        # process held unwritten and what passed while no capture ran (the restart gap), and
+        # anything in another recorded gap of the feed (a reconnect of a starved process):
+        # nothing else
+        assert kit.missed_outside_gaps(want, got, read_gaps(root)).is_empty()
         assert got.filter(pl.col("ts_ns") > gaps["options"].last_event_ts_ns).height > 0  # the restart captured on

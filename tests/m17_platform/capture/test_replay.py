@@ -580,3 +580,50 @@ def test_real_vix_sample_partition_round_trips(lake: Lake):
         events = asyncio.run(main(server))
     decoded = _decoded_rows({"options": events}, Decoder(["VIX"]))
     assert _by_instrument(decoded["option_trades"]) == _by_instrument(_lake_rows(lake, ref)["option_trades"])
+
+
+# --- `m17 replay serve` on a partition it cannot serve
+
+
+def test_replay_serve_of_a_partition_that_does_not_exist_exits_2_with_one_line(tmp_path):
+    """Before, it served nothing and ran until killed."""
+    import subprocess
+    import sys
+
+    from m17_platform.settings import PROJECT_ROOT
+
+    lake_root = tmp_path / "lake"
+    proc = subprocess.run(
+        [sys.executable, "-m", "m17_platform.cli", "replay", "serve", "--partition", "2020-01-02|NOPE",
+         "--lake-root", str(lake_root), "--bind", "127.0.0.1:0"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("m17 replay serve: partition 2020-01-02|NOPE does not exist under lake root ")
+    assert str(lake_root) in line and "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize(("partition", "says"), [
+    ("2020-13-45|SPY", "date '2020-13-45' is not YYYY-MM-DD"),  # a traceback before
+    ("SPY", "expected DATE|UNDERLYING"),  # a traceback before
+    ("2020-01-02|", "invalid underlying"),
+    ("2016-06-01|VIX", "2016-06-01|VIX does not exist"),  # the lake has another partition only
+])
+def test_replay_serve_names_a_malformed_or_missing_partition_and_the_lake_root(spy_lake, partition, says, capsys):
+    from m17_platform.capture.commands import run_replay_serve
+
+    status = run_replay_serve(in_dir=None, partition=partition, lake_root=str(spy_lake.root), bind="127.0.0.1:0",
+                              speed=0, underlyings=None)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert status == 2 and says in line and str(spy_lake.root) in line
+
+
+def test_replay_serve_refuses_a_bad_bind_and_a_folder_that_is_not_a_recording(tmp_path, capsys):
+    from m17_platform.capture.commands import run_replay_serve
+
+    assert run_replay_serve(in_dir=None, partition="2020-01-02|SPY", lake_root=str(tmp_path), bind="127.0.0.1",
+                            speed=0, underlyings=None) == 2
+    assert run_replay_serve(in_dir=str(tmp_path), partition=None, lake_root=None, bind="127.0.0.1:0",
+                            speed=0, underlyings=None) == 2
+    first, second = capsys.readouterr().err.splitlines()
+    assert "--bind '127.0.0.1' is not HOST:PORT" in first and "is not a recording folder" in second
