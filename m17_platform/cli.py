@@ -1,10 +1,10 @@
 """The ``m17`` command line (a composition root, like definitions.py).
 
     m17 demo                 materialize every asset and check for each bundled sample partition and a synthetic day
-    m17 ingest --source S --date D --underlying U [--set KEY=VALUE]   raw partitions from a source
+    m17 ingest --source S --date D --underlying U [--set KEY=VALUE] [--allow-empty]   raw partitions from a source
     m17 test [pytest args]   run the test suite
     m17 dev                  Dagster UI + daemon on 127.0.0.1
-    m17 underlyings list|add NAME...
+    m17 underlyings list|add|remove NAME...
     m17 lake [list|verify|recover] [--partition DATE|U]   partitions, rows, status; checksums; crash leftovers
     m17 docs                 regenerate docs/data_dictionary.md
     m17 eval aggressor PATH... / m17 eval greeks PATH [--json]
@@ -12,6 +12,10 @@
     m17 capture --underlying U [--all-contracts] [--duration S] [--set KEY=VALUE]   websocket capture into the landing zone
     m17 replay serve (--in-dir DIR | --partition DATE|U) [--bind 127.0.0.1:9000] [--speed X]
     m17 replay record --out-dir DIR --stocks T.SPY,Q.SPY --options T.*  [--duration S]
+
+A bad file, argument or setting is one line on stderr naming it and what was expected,
+exit status 2 (a failed ingest or demo run: 1); ``m17 --debug COMMAND ...`` shows the
+traceback and Dagster's step logs instead (:mod:`m17_platform.cli_errors`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from m17_platform import cli_checks as checks
+from m17_platform.cli_errors import (
+    OneLineParser,
+    UsageError,
+    report,
+    step_failure_cause,
+)
 from m17_platform.settings import DEFAULT, PROJECT_ROOT
 
 DEFAULT_REPLAY_SPEED = DEFAULT.capture.replay_speed
@@ -85,7 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "duckdb": {"config": {"lake_root": str(lake_root)}},
         },
         # the run's events are in the Dagster instance (./m17 dev); keep the terminal to the summary
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # (step failures log at ERROR: one line each below; --debug shows Dagster's log)
+        "loggers": {"console": {"config": {"log_level": "WARNING" if getattr(args, "debug", False) else "CRITICAL"}}},
     }
     lake = Lake(lake_root)
     rows_out = []
@@ -108,6 +120,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         errors = [e for e in evaluations if not e.passed and e.severity.value == "ERROR"]
         if not result.success or errors:
             failures += 1
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"m17 demo: {key}: step {event.step_key} failed: {step_failure_cause(event.event_specific_data.error)}",
+                      file=sys.stderr, flush=True)
         counts = {}
         for name, spec in ALL_TABLES.items():
             manifest = lake.manifest(spec, ref)
@@ -134,63 +150,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _config_value(text: str):
-    """A ``--set`` value: JSON when it parses (numbers, lists, true/false), else the string."""
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    """Fill the raw partitions of one day x underlying from a source, with a progress bar,
-    through the ``ingest`` job (raw assets and their checks, recorded in the Dagster instance)."""
-    import datetime as dt
-
-    # the arguments are checked before Dagster and the asset graph are imported (seconds)
-    try:
-        day = dt.date.fromisoformat(args.date)
-    except ValueError:
-        print(f"m17 ingest: --date {args.date!r} is not YYYY-MM-DD", file=sys.stderr)
-        return 2
-    market_data: dict = {"kind": args.source, "progress_bar": not args.quiet}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"m17 ingest: --set {item!r} is not KEY=VALUE", file=sys.stderr)
-            return 2
-        market_data[key.strip()] = _config_value(value)
-    from m17_platform import calendar
-
-    if not calendar.is_trading_day(day, DEFAULT.sessions):
-        print(f"m17 ingest: {day} is not an XNYS trading day, so it is not a partition", file=sys.stderr)
-        return 2
-
+def _run_ingest(ref, lake_root: Path, market_data: dict, debug: bool):
+    """Execute the ingest job for ``ref``; the underlying is registered for the run and,
+    if the run fails and it was not registered before, removed again."""
     from assets.jobs import INGEST_JOB_NAME
     from assets.partitions import UNDERLYINGS, partition_key
     from m17_platform.definitions import defs
-    from m17_platform.lake import Lake, PartitionRef
-    from m17_platform.schemas import RAW_TABLES
 
-    ref = PartitionRef(day, args.underlying.upper())
-    lake_root = Path(args.lake_root or DEFAULT.lake.root)
     instance = _instance()
-    if ref.underlying not in set(instance.get_dynamic_partitions(UNDERLYINGS.name)):
+    registered = ref.underlying in set(instance.get_dynamic_partitions(UNDERLYINGS.name))
+    if not registered:
         instance.add_dynamic_partitions(UNDERLYINGS.name, [ref.underlying])
     run_config = {
         "resources": {
             "lake": {"config": {"root": str(lake_root)}},
             "market_data": {"config": market_data},
         },
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # step failures log at ERROR: the terminal gets one line per failed step (below), the
+        # events stay in the instance (./m17 dev); --debug shows Dagster's own log too
+        "loggers": {"console": {"config": {"log_level": "WARNING" if debug else "CRITICAL"}}},
     }
+    result = None
+    try:
+        result = defs.resolve_job_def(INGEST_JOB_NAME).execute_in_process(
+            partition_key=partition_key(ref), instance=instance, run_config=run_config, raise_on_error=False
+        )
+    finally:
+        if (result is None or not result.success) and not registered:
+            instance.delete_dynamic_partition(UNDERLYINGS.name, ref.underlying)
+            print(f"underlying {ref.underlying} unregistered again: the run failed and it was not registered before")
+    return result
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Fill the raw partitions of one day x underlying from a source, with a progress bar,
+    through the ``ingest`` job (raw assets and their checks, recorded in the Dagster instance).
+
+    Exit status 0 when the run succeeds, 1 when it fails (one line per failed step on
+    stderr), 2 for a bad argument or setting (one line, nothing registered or run).
+    """
+    from m17_platform.lake import PartitionRef
+
+    # the arguments are checked before the asset graph is imported (seconds)
+    underlying = checks.underlying(args.underlying)
+    day = checks.trading_day(args.date)
+    market_data = checks.market_data_config(args)
+    checks.check_source(market_data)
+
+    from m17_platform.lake import Lake
+    from m17_platform.schemas import RAW_TABLES
+
+    ref = PartitionRef(day, underlying)
+    lake_root = Path(args.lake_root or DEFAULT.lake.root)
     started = time.perf_counter()
     print(f"m17 ingest: {ref} from {args.source} into {lake_root}", file=sys.stderr, flush=True)
-    result = defs.resolve_job_def(INGEST_JOB_NAME).execute_in_process(
-        partition_key=partition_key(ref), instance=instance, run_config=run_config, raise_on_error=False
-    )
+    result = _run_ingest(ref, lake_root, market_data, getattr(args, "debug", False))
     elapsed = time.perf_counter() - started
     lake = Lake(lake_root)
     print(f"{'table':<22} {'rows':>12}  source")
@@ -198,16 +212,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         manifest = lake.manifest(spec, ref)
         if manifest is not None:
             print(f"{name:<22} {manifest.rows:>12,}  {manifest.source}")
-    failed = [f"{e.asset_key.path[-1]}.{e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed]
-    checks = len(result.get_asset_check_evaluations())
-    print(f"checks: {checks - len(failed)}/{checks} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    evaluations = result.get_asset_check_evaluations()
+    failed = [f"{e.asset_key.path[-1]}.{e.check_name}" for e in evaluations if not e.passed]
+    print(f"checks: {len(evaluations) - len(failed)}/{len(evaluations)} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                error = event.event_specific_data.error
-                while error.cause is not None:
-                    error = error.cause
-                print(f"step {event.step_key} failed: {error.message.strip()}", file=sys.stderr)
+                print(f"m17 ingest: step {event.step_key} failed: {step_failure_cause(event.event_specific_data.error)}",
+                      file=sys.stderr)
     print(f"wall time {elapsed:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB; run {result.run_id} in {os.environ['DAGSTER_HOME']}")
     return 0 if result.success else 1
 
@@ -229,13 +241,38 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_underlyings(args: argparse.Namespace) -> int:
-    """List or add underlying partitions."""
+    """List, add or remove underlying partitions.
+
+    ``add`` validates every name as a ticker first (:func:`m17_platform.symbols.validate_underlying`)
+    and registers none if one is bad; ``remove`` takes registered names as they are (so
+    a bad name registered earlier can go) and refuses names that are not registered.
+    """
+    from m17_platform.symbols import UNDERLYING_RULE, validate_underlying
+
+    names: list[str] = []
+    if args.action == "add":
+        bad = []
+        for name in args.names:
+            try:
+                names.append(validate_underlying(name))
+            except ValueError:
+                bad.append(name)
+        if bad:
+            raise UsageError(f"not tickers, none registered: {', '.join(map(repr, bad))}; expected {UNDERLYING_RULE}")
+    elif args.action == "remove" and not args.names:
+        raise UsageError("remove takes the names to remove")
     from assets.partitions import UNDERLYINGS
 
     instance = _instance()
     if args.action == "add":
-        names = [n.upper() for n in args.names]
-        instance.add_dynamic_partitions(UNDERLYINGS.name, names)
+        instance.add_dynamic_partitions(UNDERLYINGS.name, [n for n in dict.fromkeys(names)])
+    elif args.action == "remove":
+        registered = set(instance.get_dynamic_partitions(UNDERLYINGS.name))
+        chosen = [n if n in registered else n.strip().upper() for n in args.names]
+        if missing := [n for n, c in zip(args.names, chosen) if c not in registered]:
+            raise UsageError(f"not registered, none removed: {', '.join(map(repr, missing))}")
+        for name in dict.fromkeys(chosen):
+            instance.delete_dynamic_partition(UNDERLYINGS.name, name)
     for name in sorted(instance.get_dynamic_partitions(UNDERLYINGS.name)):
         print(name)
     return 0
@@ -287,8 +324,15 @@ def _print_results(results, as_json: bool, summary: str) -> None:
     print(summary)
 
 
+def _fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``n/a`` for a null (a rule or greek with no rows)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Accuracy against ground truth: aggressor rules, or greeks against a vendor's."""
+    if args.what == "greeks" and len(args.paths) != 1:
+        raise UsageError(f"greeks takes one file, got {len(args.paths)}")
     from m17_platform import evaluation
 
     if args.what == "aggressor":
@@ -296,18 +340,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         parts = []
         for r in results:
             row = r.table.filter(r.table["rule"] == "lee_ready").row(0, named=True)
-            parts.append(f"{r.dataset}: lee_ready={row['accuracy']:.4f} (n={row['n']})")
+            parts.append(f"{r.dataset}: lee_ready={_fmt(row['accuracy'], '.4f')} (n={row['n']})")
         summary = "summary: " + "; ".join(parts)
     else:
-        if len(args.paths) != 1:
-            print("m17 eval greeks takes one file", file=sys.stderr)
-            return 2
         results = evaluation.eval_greeks(args.paths[0])
         parts = []
         for r in results:
             delta = r.table.filter(r.table["quantity"] == "delta")
             if delta.height:
-                parts.append(f"{r.dataset}: median|delta-vendor|={delta['median_abs_diff'][0]:.5f} (n={delta['n'][0]})")
+                parts.append(f"{r.dataset}: median|delta-vendor|={_fmt(delta['median_abs_diff'][0], '.5f')} "
+                             f"(n={delta['n'][0]})")
         summary = "summary: " + "; ".join(parts)
     _print_results(results, args.json, summary)
     return 0
@@ -342,18 +384,22 @@ def _overrides(pairs: list[str] | None) -> dict[str, str]:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {pair!r} is not KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
     """Capture the websocket feeds into the landing zone until stopped."""
+    underlyings = [checks.underlying(u) for u in args.underlying]
     from m17_platform.capture.commands import capture_settings, run_capture
 
-    settings = capture_settings(_overrides(args.set))
-    return run_capture([u.upper() for u in args.underlying], all_contracts=args.all_contracts,
+    try:
+        settings = capture_settings(_overrides(args.set))
+    except ValueError as exc:
+        raise UsageError(f"--set: {exc}") from None
+    return run_capture(underlyings, all_contracts=args.all_contracts,
                        landing_root=args.landing_root, duration_s=args.duration, settings=settings)
 
 
@@ -363,18 +409,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.action == "serve":
         if bool(args.in_dir) == bool(args.partition):
-            raise SystemExit("m17 replay serve: give exactly one of --in-dir DIR or --partition DATE|UNDERLYING")
+            raise UsageError("serve: give exactly one of --in-dir DIR or --partition DATE|UNDERLYING")
         return commands.run_replay_serve(in_dir=args.in_dir, partition=args.partition, lake_root=args.lake_root,
                                          bind=args.bind, speed=args.speed, underlyings=None)
     if not args.out_dir:
-        raise SystemExit("m17 replay record: --out-dir is required")
+        raise UsageError("record: --out-dir is required")
     subs = {feed: [c for c in (getattr(args, feed) or "").split(",") if c] for feed in ("stocks", "options")}
     return commands.run_replay_record(out_dir=args.out_dir, subscriptions=subs, duration_s=args.duration)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="m17", description="m17_platform: options market-microstructure data platform")
+def _parser() -> argparse.ArgumentParser:
+    """The ``m17`` argument parser (usage errors are one line, exit 2)."""
+    parser = OneLineParser(prog="m17", description="m17_platform: options market-microstructure data platform")
+    parser.add_argument("--debug", action="store_true",
+                        help="before the command: full tracebacks and Dagster's step logs instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="materialize the asset graph for the bundled sample partitions")
     demo.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
@@ -387,10 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     ing.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
     ing.add_argument("--set", action="append", metavar="KEY=VALUE", help="market_data resource config (repeatable)")
     ing.add_argument("--quiet", action="store_true", help="no progress bar")
+    ing.add_argument("--allow-empty", action="store_true",
+                     help=f"let zero rows replace a partition that holds rows (market_data {checks.ALLOW_EMPTY_KEY}=true)")
     dev = sub.add_parser("dev", help="Dagster UI and daemon on 127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
-    und = sub.add_parser("underlyings", help="list or add underlying partitions")
-    und.add_argument("action", choices=["list", "add"])
+    und = sub.add_parser("underlyings", help="list, add or remove underlying partitions")
+    und.add_argument("action", choices=["list", "add", "remove"])
     und.add_argument("names", nargs="*")
     lake = sub.add_parser("lake", help="partitions in the lake: rows, source, status; verify checksums; recover")
     lake.add_argument("action", nargs="?", choices=["list", "verify", "recover"], default="list")
@@ -420,15 +470,43 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--stocks", default=None, help="record: stocks channels, e.g. T.SPY,Q.SPY")
     rep.add_argument("--options", default=None, help="record: options channels, e.g. T.O:SPY251110C00685000")
     rep.add_argument("--duration", type=float, default=None, help="record: stop after this many seconds")
+    return parser
 
-    if argv and argv[0] == "test":
-        return cmd_test(argparse.Namespace(command="test"), argv[1:])
-    if argv and argv[0] == "bench" and len(argv) > 1 and not argv[1].startswith("-"):
-        return cmd_bench(argparse.Namespace(command="bench", name=argv[1]), argv[2:])
-    args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "ingest": cmd_ingest, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake, "docs": cmd_docs, "eval": cmd_eval,
-                "capture": cmd_capture, "replay": cmd_replay}
-    return handlers[args.command](args)
+
+HANDLERS = {"demo": cmd_demo, "ingest": cmd_ingest, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake,
+            "docs": cmd_docs, "eval": cmd_eval, "capture": cmd_capture, "replay": cmd_replay}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``m17`` command; returns its exit status.
+
+    A bad file, argument or setting is one line on stderr (``m17 COMMAND: ...``) and exit
+    status 2; a bug is one line and 1 (:mod:`m17_platform.cli_errors`). ``m17 --debug
+    COMMAND ...`` shows the traceback instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = False
+    while argv and argv[0] == "--debug":
+        debug = True
+        argv.pop(0)
+    prog = f"m17 {argv[0]}" if argv and argv[0] in {*HANDLERS, "test", "bench"} else "m17"
+    try:
+        if argv and argv[0] == "test":
+            return cmd_test(argparse.Namespace(command="test"), argv[1:])
+        if argv and argv[0] == "bench" and len(argv) > 1 and not argv[1].startswith("-"):
+            return cmd_bench(argparse.Namespace(command="bench", name=argv[1]), argv[2:])
+        args = _parser().parse_args(argv)
+        args.debug = debug or args.debug
+        return HANDLERS[args.command](args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        return report(exc, prog)
 
 
 if __name__ == "__main__":

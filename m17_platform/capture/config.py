@@ -4,7 +4,7 @@ a capture or a run starts, never at import).
 ``M17_STOCKS_WS_URL`` / ``M17_OPTIONS_WS_URL`` point the capture at another server
 (e.g. ``ws://127.0.0.1:9000/stocks`` for ``m17 replay serve``); ``M17_REST_BASE_URL``
 moves the contract reference REST calls the same way; ``M17_LANDING_ROOT`` moves the
-landing zone. The API key is ``POLYGON_API_KEY``; it is only ever sent to the server,
+landing zone. The API key is ``POLYGON_API_KEY`` (or ``MASSIVE_API_KEY``); it is only ever sent to the server,
 never logged or written.
 """
 
@@ -15,12 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from m17_platform.settings import DEFAULT, CaptureSettings
-from m17_platform.sources.polygon import API_KEY_ENV, BASE_URL_ENV
+from m17_platform.sources.polygon import (
+    API_KEY_ENV,
+    API_KEY_HINT,
+    BASE_URL_ENV,
+    api_key_from_env,
+)
 
 STOCKS_URL_ENV = "M17_STOCKS_WS_URL"
 OPTIONS_URL_ENV = "M17_OPTIONS_WS_URL"
 LANDING_ROOT_ENV = "M17_LANDING_ROOT"
-__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "landing_root", "ws_urls", "rest_base_url", "api_key"]
+__all__ = ["API_KEY_ENV", "API_KEY_HINT", "BASE_URL_ENV", "landing_root", "ws_urls", "rest_base_url", "api_key"]
 
 
 def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -48,5 +53,5 @@ def rest_base_url(environ: Mapping[str, str] | None = None) -> str:
 
 
 def api_key(environ: Mapping[str, str] | None = None) -> str | None:
-    """``$POLYGON_API_KEY`` (None when unset)."""
-    return _env(environ).get(API_KEY_ENV) or None
+    """``$POLYGON_API_KEY``, else ``$MASSIVE_API_KEY`` (None when neither is set)."""
+    return api_key_from_env(_env(environ))

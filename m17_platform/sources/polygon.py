@@ -70,6 +70,10 @@ if TYPE_CHECKING:
 
 REST_NAME = "polygon.rest"
 API_KEY_ENV = "POLYGON_API_KEY"
+MASSIVE_API_KEY_ENV = "MASSIVE_API_KEY"
+API_KEY_ENVS: tuple[str, ...] = (API_KEY_ENV, MASSIVE_API_KEY_ENV)
+"""Where the key is read, first set wins: Polygon renamed itself Massive, both names work."""
+API_KEY_HINT = f"{API_KEY_ENV} or {MASSIVE_API_KEY_ENV}"
 BASE_URL_ENV = "M17_REST_BASE_URL"
 
 SOURCE_TRADES = "polygon.rest.v3_trades"
@@ -92,6 +96,14 @@ class PolygonError(M17Error, RuntimeError):
 
 class PolygonAuthError(PolygonError):
     """No key, an invalid key (401) or a plan without access to the data (403)."""
+
+
+def api_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Polygon / Massive API key: ``$POLYGON_API_KEY``, else ``$MASSIVE_API_KEY``
+    (:data:`API_KEY_ENVS`, the old name first); None when neither is set or both are
+    empty. The key is a secret: callers send it to the server only, never print or log it."""
+    env = os.environ if environ is None else environ
+    return next((env[name] for name in API_KEY_ENVS if env.get(name)), None)
 
 
 class PolygonRetryError(PolygonError):
@@ -549,7 +561,7 @@ class _Transport:
                     return resp
                 if resp.status == 401:
                     raise PolygonAuthError(
-                        f"{endpoint}: HTTP 401 Unauthorized: the API key ({API_KEY_ENV}) is missing or invalid"
+                        f"{endpoint}: HTTP 401 Unauthorized: the API key ({API_KEY_HINT}) is missing or invalid"
                     )
                 if resp.status == 403:
                     raise PolygonAuthError(
@@ -708,7 +720,7 @@ class PolygonRestSource:
     def __init__(self, settings: Settings = DEFAULT, *, api_key: str | None, base_url: str | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not api_key:
-            raise PolygonAuthError(f"no Polygon / Massive API key: set {API_KEY_ENV} (or pass api_key)")
+            raise PolygonAuthError(f"no Polygon / Massive API key: set {API_KEY_HINT} (or pass api_key)")
         self._settings = settings
         self._poly = settings.polygon
         self.base_url = (base_url or self._poly.rest_base_url).rstrip("/")
@@ -733,8 +745,9 @@ class PolygonRestSource:
 
     @classmethod
     def from_env(cls, settings: Settings = DEFAULT, environ: Mapping[str, str] | None = None) -> PolygonRestSource:
-        """Build from the environment: ``POLYGON_API_KEY`` (required) and ``M17_REST_BASE_URL``
-        (optional base URL override).
+        """Build from the environment: the key from ``POLYGON_API_KEY``, else ``MASSIVE_API_KEY``
+        (one is required; :func:`api_key_from_env`) and ``M17_REST_BASE_URL`` (optional base
+        URL override).
 
         Raises
         ------
@@ -742,7 +755,7 @@ class PolygonRestSource:
             Naming the variable when the key is not set.
         """
         env = os.environ if environ is None else environ
-        return cls(settings, api_key=env.get(API_KEY_ENV) or None, base_url=env.get(BASE_URL_ENV) or None)
+        return cls(settings, api_key=api_key_from_env(env), base_url=env.get(BASE_URL_ENV) or None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"

@@ -182,6 +182,8 @@ def _read_text(path: Path) -> str:
 
 def _load(path: Path) -> tuple[_Doc, dict]:
     text = _read_text(path)
+    if not text.strip():
+        raise SourceFormatError(path, None, None, "empty file, expected a TD Ameritrade option chain JSON object")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
