@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from m17_platform.errors import LakeError
+from m17_platform.symbols import validate_underlying
 
 MANIFEST_NAME = "_manifest.json"
 CHECKS_NAME = "_checks.json"
@@ -31,15 +32,16 @@ class PartitionRef:
     Raises
     ------
     ValueError
-        For an underlying that cannot be a partition key.
+        For an underlying that is not a ticker (:func:`m17_platform.symbols.validate_underlying`).
     """
 
     trade_date: dt.date
     underlying: str
 
     def __post_init__(self) -> None:
-        if not self.underlying or "/" in self.underlying or "=" in self.underlying:
-            raise ValueError(f"invalid underlying {self.underlying!r} for a partition")
+        if validate_underlying(self.underlying) != self.underlying:
+            raise ValueError(f"underlying {self.underlying!r} of a partition is written "
+                             f"{validate_underlying(self.underlying)!r}")
 
     @property
     def hive_path(self) -> str:

@@ -606,7 +606,7 @@ def test_replay_serve_of_a_partition_that_does_not_exist_exits_2_with_one_line(t
 @pytest.mark.parametrize(("partition", "says"), [
     ("2020-13-45|SPY", "date '2020-13-45' is not YYYY-MM-DD"),  # a traceback before
     ("SPY", "expected DATE|UNDERLYING"),  # a traceback before
-    ("2020-01-02|", "invalid underlying"),
+    ("2020-01-02|", "underlying '' is empty"),
     ("2016-06-01|VIX", "2016-06-01|VIX does not exist"),  # the lake has another partition only
 ])
 def test_replay_serve_names_a_malformed_or_missing_partition_and_the_lake_root(spy_lake, partition, says, capsys):
