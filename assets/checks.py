@@ -25,6 +25,7 @@ from dagster import (
 from assets.partitions import partition_ref
 from m17_platform import enrichment, quality, schemas
 from m17_platform.flow import checks as flow_checks
+from m17_platform.levels import checks as level_checks
 from m17_platform.lake import Lake, PartitionRef
 from m17_platform.quality import CheckOutcome
 from m17_platform.schemas import TableSchema
@@ -97,17 +98,19 @@ def build_partition_checks(
 @functools.cache
 def checks_code_fingerprint() -> str:
     """Hex sha256 of the source of the modules that compute check outcomes (quality,
-    enrichment, flow checks, schemas): outcomes recorded by other code are stale."""
+    enrichment, flow checks, schemas, the level chain): outcomes recorded by other code are stale."""
     h = hashlib.sha256()
     for module in (quality, enrichment, flow_checks, schemas):
         h.update(Path(module.__file__).read_bytes())
+    for path in sorted(Path(level_checks.__file__).parent.glob("*.py")):  # the level chain the checks rerun
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 
 def check_inputs(spec: TableSchema) -> list[TableSchema]:
     """The tables the checks of ``spec`` recompute from besides ``spec`` itself: a gold
     table's :data:`m17_platform.flow.checks.INPUTS`; none for raw and enriched tables."""
-    names = flow_checks.INPUTS[spec.name] if spec.layer == schemas.GOLD else ()
+    names = {**flow_checks.INPUTS, "level_signals": level_checks.INPUTS}.get(spec.name, ()) if spec.layer == schemas.GOLD else ()
     return [schemas.table(name) for name in names]
 
 
@@ -122,12 +125,14 @@ def _input_shas(store: Lake, ref: PartitionRef, inputs: Sequence[TableSchema]) -
 def record_outcomes(store: Lake, spec: TableSchema, ref: PartitionRef, outcomes: Sequence[CheckOutcome],
                     inputs: Sequence[TableSchema] = ()) -> None:
     """Keep ``outcomes`` beside the partition, with the settings and code fingerprints
-    and the sha256 of each input partition they were computed from."""
+    and the sha256 of each input partition they were computed from. What the checks found
+    only: their timings (:data:`m17_platform.quality.TIMING_KEYS`) stay in the Dagster
+    metadata of the evaluation, so a rerun on the same data records the same bytes."""
     store.write_check_record(spec, ref, {
         "settings": DEFAULT.fingerprint(),
         "code": checks_code_fingerprint(),
         "inputs": _input_shas(store, ref, inputs),
-        "outcomes": [asdict(o) for o in outcomes],
+        "outcomes": [asdict(quality.without_timings(o)) for o in outcomes],
     })
 
 

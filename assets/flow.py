@@ -22,7 +22,7 @@ from m17_platform.schemas import (
     FLOW_WINDOWS,
     GAMMA_EXPOSURE,
     GOLD,
-    GOLD_TABLES,
+    FLOW_TABLES,
     OFF_EXCHANGE_EVENTS,
     OFF_EXCHANGE_PRINTS,
     OPTION_QUOTE_GREEKS,
@@ -131,4 +131,4 @@ def gold_checks(spec: TableSchema):
 
 
 FLOW_ASSETS = [flow_windows, flow_packets, flow_alerts, gamma_exposure, off_exchange_prints, off_exchange_events, bars]
-FLOW_CHECKS = [gold_checks(spec) for spec in GOLD_TABLES.values()]
+FLOW_CHECKS = [gold_checks(spec) for spec in FLOW_TABLES.values()]

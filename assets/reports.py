@@ -49,7 +49,7 @@ def daily_report(context: AssetExecutionContext, lake: LakeResource) -> Material
         large = manifest.rows > DEFAULT.report.max_full_rows
         columns = [c for c in plot_columns(name) if c in spec.columns] if large else None
         tables[name] = store.read(spec, ref, columns=columns or None)
-        if recorded is None and spec.layer == GOLD and all(n in tables for n in flow.checks.INPUTS[name]):
+        if recorded is None and name in flow.checks.INPUTS and all(n in tables for n in flow.checks.INPUTS[name]):
             checks[name] = flow.check_table(name, tables[name], tables)
     report = build_daily_report(ref.trade_date, ref.underlying, tables, checks, manifests=manifests)
     path = write_report(report, report_path(lake.reports_root, ref))

@@ -74,7 +74,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import polars as pl
@@ -149,6 +149,19 @@ class CheckOutcome:
     severity: str
     description: str
     metadata: dict = field(default_factory=dict)
+
+
+TIMING_KEYS = ("suite_seconds", "ge_seconds")
+"""Metadata keys of a :class:`CheckOutcome` that time the run (seconds) rather than
+describe the data: shown with the check's evaluation in Dagster, left out of the outcomes
+recorded beside a partition and of the daily report, so a rerun on the same data records
+the same bytes."""
+
+
+def without_timings(outcome: CheckOutcome) -> CheckOutcome:
+    """``outcome`` without the :data:`TIMING_KEYS` in its metadata (a new CheckOutcome)."""
+    meta = {k: v for k, v in outcome.metadata.items() if k not in TIMING_KEYS}
+    return replace(outcome, metadata=meta)
 
 
 @dataclass(frozen=True)

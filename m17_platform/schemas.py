@@ -817,10 +817,16 @@ BARS = TableSchema(
     "and every option contract",
 )
 
-GOLD_TABLES: dict[str, TableSchema] = {
+FLOW_TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (FLOW_WINDOWS, FLOW_PACKETS, FLOW_ALERTS, GAMMA_EXPOSURE, OFF_EXCHANGE_PRINTS, OFF_EXCHANGE_EVENTS, BARS)
 }
+
+# the level physics tables are declared beside their domain code (m17_platform/levels/schemas.py,
+# which needs col and TableSchema from above)
+from m17_platform.levels.schemas import LEVEL_TABLES  # noqa: E402
+
+GOLD_TABLES: dict[str, TableSchema] = {**FLOW_TABLES, **LEVEL_TABLES}
 
 ALL_TABLES: dict[str, TableSchema] = {**RAW_TABLES, **ENRICHED_TABLES, **GOLD_TABLES}
 

@@ -24,12 +24,12 @@ def test_every_gold_table_and_check_for_every_partition(materialized):
     for part in SAMPLE_PARTITIONS:
         result = results[str(part.ref)]
         assert result.success, str(part.ref)
-        for spec in schemas.GOLD_TABLES.values():
+        for spec in schemas.FLOW_TABLES.values():
             manifest = lake.manifest(spec, part.ref)
             assert manifest is not None, (spec.name, str(part.ref))
             assert manifest.source.startswith("gold from ")
         gold = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[0] == schemas.GOLD]
-        assert {e.asset_key.path[1] for e in gold} == set(schemas.GOLD_TABLES)
+        assert {e.asset_key.path[1] for e in gold} == set(schemas.FLOW_TABLES)
         failed = [(e.asset_key.path[1], e.check_name, e.metadata) for e in gold if not e.passed]
         assert not failed, (str(part.ref), failed)
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from m17_platform.flow import CHECKS, check_table, gold_tables
-from m17_platform.schemas import GOLD_TABLES
+from m17_platform.schemas import FLOW_TABLES
 
 NS = 1_000_000_000
 DAY = dt.date(2025, 11, 10)
@@ -37,7 +37,7 @@ def _outcomes(name, frame, inputs):
 
 def test_every_gold_table_passes_its_checks(day):
     result, inputs = day
-    assert set(result.tables) == set(GOLD_TABLES) == set(CHECKS)
+    assert set(result.tables) == set(FLOW_TABLES) == set(CHECKS)
     for name, frame in result.tables.items():
         assert frame.height > 0 or name == "gamma_exposure", name
         outcomes = _outcomes(name, frame, inputs)
