@@ -34,25 +34,50 @@ from m17_platform.cli_errors import (
     report,
     step_failure_cause,
 )
+from m17_platform.runs import fail_dead_runs, in_process_tags
 from m17_platform.settings import DEFAULT, PROJECT_ROOT
 
 DEFAULT_REPLAY_SPEED = DEFAULT.capture.replay_speed
 
 DAGSTER_HOME = PROJECT_ROOT / ".m17" / "dagster_home"
-DAGSTER_YAML = """\
-# written by m17: a local instance for `m17 demo` and `m17 dev`
+DAGSTER_YAML_MARK = "# written by m17"
+DAGSTER_YAML = f"""\
+{DAGSTER_YAML_MARK}: a local instance for `m17 demo` and `m17 dev` (rewritten by newer m17 versions;
+# remove this first line to keep your own settings)
 telemetry:
   enabled: false
+# the daemon (`m17 dev`) fails runs stuck STARTING or CANCELING and runs past their
+# dagster/max_runtime tag; runs that `m17 ingest` / `m17 demo` execute in-process are
+# failed when their process is gone by m17_platform.runs.fail_dead_runs
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  # the default run launcher cannot resume a run: a dead worker's run is failed
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
 """
 
 
 def _dagster_home() -> Path:
-    """The Dagster instance folder: $DAGSTER_HOME if set, else .m17/dagster_home in the project."""
+    """The Dagster instance folder: $DAGSTER_HOME if set, else .m17/dagster_home in the project.
+
+    Its ``dagster.yaml`` is :data:`DAGSTER_YAML` (telemetry off, run monitoring on): written
+    when missing, and rewritten when m17 wrote it (its first line starts with
+    :data:`DAGSTER_YAML_MARK`) with other settings, e.g. by an older version; a file of the
+    user's own is left as it is.
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or DAGSTER_HOME)
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML)
+    try:
+        current = cfg.read_text()
+    except FileNotFoundError:
+        current = None
+    if current is None or (current.startswith(DAGSTER_YAML_MARK) and current != DAGSTER_YAML):
+        tmp = cfg.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+        tmp.write_text(DAGSTER_YAML)
+        os.replace(tmp, cfg)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -83,6 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     instance = _instance()
+    fail_dead_runs(instance)  # runs of killed `m17 demo` / `m17 ingest` processes are marked failed
     wanted = sorted({p.underlying for p in SAMPLE_PARTITIONS} | {"SPY"})
     have = set(instance.get_dynamic_partitions(UNDERLYINGS.name))
     if missing := [u for u in wanted if u not in have]:
@@ -113,7 +139,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         key = partition_key(ref)
         print(f"m17 demo: materializing {key} from {what} ...", flush=True)
         config = {**run_config, "resources": {**run_config["resources"], "market_data": {"config": market_data}}}
-        result = job.execute_in_process(partition_key=key, instance=instance, run_config=config, raise_on_error=False)
+        result = job.execute_in_process(partition_key=key, instance=instance, run_config=config, raise_on_error=False,
+                                        tags=in_process_tags())
         evaluations = result.get_asset_check_evaluations()
         passed = sum(1 for e in evaluations if e.passed)
         failed = [f"{e.asset_key.path[-1]}.{e.check_name}" for e in evaluations if not e.passed]
@@ -158,6 +185,7 @@ def _run_ingest(ref, lake_root: Path, market_data: dict, debug: bool):
     from m17_platform.definitions import defs
 
     instance = _instance()
+    fail_dead_runs(instance)  # runs of killed `m17 demo` / `m17 ingest` processes are marked failed
     registered = ref.underlying in set(instance.get_dynamic_partitions(UNDERLYINGS.name))
     if not registered:
         instance.add_dynamic_partitions(UNDERLYINGS.name, [ref.underlying])
@@ -173,7 +201,8 @@ def _run_ingest(ref, lake_root: Path, market_data: dict, debug: bool):
     result = None
     try:
         result = defs.resolve_job_def(INGEST_JOB_NAME).execute_in_process(
-            partition_key=partition_key(ref), instance=instance, run_config=run_config, raise_on_error=False
+            partition_key=partition_key(ref), instance=instance, run_config=run_config, raise_on_error=False,
+            tags=in_process_tags(),
         )
     finally:
         if (result is None or not result.success) and not registered:
@@ -231,13 +260,30 @@ def cmd_test(args: argparse.Namespace, extra: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", *extra], cwd=PROJECT_ROOT, env=env)
 
 
+DEV_GRACE_SECONDS = 20.0
+"""Seconds the Dagster stack of ``m17 dev`` has to stop after SIGTERM / SIGINT before it is killed."""
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Start the Dagster UI and daemon on 127.0.0.1 (sensors and schedules run)."""
+    """Start the Dagster UI and daemon on 127.0.0.1 (sensors and schedules run).
+
+    ``dagster dev`` (webserver, daemon, code servers) runs in a process group of its own:
+    SIGTERM, SIGINT (Ctrl-C) or SIGHUP to m17 goes to the whole group, and what is left of
+    it after :data:`DEV_GRACE_SECONDS` is killed (:func:`m17_platform.supervise.run_in_own_group`).
+    First, runs that an ``m17 ingest`` / ``m17 demo`` process was executing when it died are
+    marked failed (:func:`m17_platform.runs.fail_dead_runs`).
+    """
+    from m17_platform.runs import fail_dead_runs
+    from m17_platform.supervise import run_in_own_group
+
     _dagster_home()
+    with _instance() as instance:
+        for run_id in fail_dead_runs(instance):
+            print(f"m17 dev: run {run_id} was left STARTED by a process that is gone: marked failed", flush=True)
     exe = Path(sys.executable).parent / "dagster"
     cmd = [str(exe), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)]
     print("m17 dev:", " ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=PROJECT_ROOT)
+    return run_in_own_group(cmd, cwd=PROJECT_ROOT, grace_seconds=DEV_GRACE_SECONDS, name="m17 dev")
 
 
 def cmd_underlyings(args: argparse.Namespace) -> int:

@@ -92,9 +92,11 @@ def join_and_classify(
 
 
 def _asof_backward(left: pl.DataFrame, right: pl.DataFrame, by: str) -> pl.DataFrame:
-    """Polars backward as-of join on ts_ns within ``by`` (both sides sorted here)."""
-    return left.sort("ts_ns").join_asof(
-        right.sort("ts_ns"), on="ts_ns", by=by, strategy="backward", check_sortedness=False
+    """Polars backward as-of join on ts_ns within ``by`` (both sides sorted here). Of
+    right rows at one instant the join takes the last; the sorts are stable, so that is
+    the last in the order given (the latest sequence, for rows in the lake's order)."""
+    return left.sort("ts_ns", maintain_order=True).join_asof(
+        right.sort("ts_ns", maintain_order=True), on="ts_ns", by=by, strategy="backward", check_sortedness=False
     )
 
 
@@ -134,7 +136,7 @@ def enrich_option_trades(
         "underlying_last",
         "underlying_last_ts_ns",
     )
-    mult = contracts.select("option_symbol", "multiplier").unique("option_symbol")
+    mult = contracts.select("option_symbol", "multiplier").unique("option_symbol", keep="first")
     out = pl.concat([out, under], how="horizontal").join(mult, on="option_symbol", how="left", maintain_order="left")
     out = out.with_columns(pl.col("multiplier").fill_null(settings.universe.default_multiplier))
     out = out.with_columns((pl.col("price") * pl.col("size") * pl.col("multiplier")).alias("premium"))
@@ -175,7 +177,7 @@ def rate_inputs(rates: pl.DataFrame, settings: Settings = DEFAULT) -> tuple[floa
 
 
 def _with_expiry(frame: pl.DataFrame, contracts: pl.DataFrame, settings: Settings) -> pl.DataFrame:
-    exp = contracts.select("option_symbol", "expiry_ts_ns").unique("option_symbol")
+    exp = contracts.select("option_symbol", "expiry_ts_ns").unique("option_symbol", keep="first")
     frame = frame.join(exp, on="option_symbol", how="left", maintain_order="left")
     missing = frame.filter(pl.col("expiry_ts_ns").is_null()).get_column("expiration").unique().to_list()
     if missing:
@@ -207,9 +209,11 @@ def parity_forwards(quotes: pl.DataFrame, contracts: pl.DataFrame, rate: float, 
     )
     if q.height == 0:
         return pl.DataFrame(schema={"expiration": pl.Date, "ts_ns": pl.Int64, "forward": pl.Float64})
-    last = q.sort("ts_ns").group_by(["expiration", "strike", "right", "_bucket"]).agg(
-        pl.col("mid").last(), pl.col("ts_ns").last()
-    )
+    # stable sorts and ordered groups: of quotes at one instant the last in the order given
+    # wins, and of strikes with equal |C - P| the lowest, on every run
+    last = q.sort("ts_ns", maintain_order=True).group_by(
+        ["expiration", "strike", "right", "_bucket"], maintain_order=True
+    ).agg(pl.col("mid").last(), pl.col("ts_ns").last())
     calls = last.filter(pl.col("right") == "C").drop("right")
     puts = last.filter(pl.col("right") == "P").drop("right")
     pairs = calls.join(puts, on=["expiration", "strike", "_bucket"], suffix="_put")
@@ -218,7 +222,8 @@ def parity_forwards(quotes: pl.DataFrame, contracts: pl.DataFrame, rate: float, 
     pairs = pairs.with_columns(
         pl.max_horizontal("ts_ns", "ts_ns_put").alias("ts_ns"), (pl.col("mid") - pl.col("mid_put")).alias("_cp")
     )
-    best = pairs.sort(pl.col("_cp").abs()).group_by(["expiration", "_bucket"]).first()
+    best = pairs.sort([pl.col("_cp").abs(), pl.col("strike")], maintain_order=True).group_by(
+        ["expiration", "_bucket"], maintain_order=True).first()
     expiry = {d: calendar.expiry_instant_ns(d, settings.sessions) for d in best.get_column("expiration").unique().to_list()}
     t = calendar.time_to_expiry_years(
         best.get_column("ts_ns").to_numpy(),
@@ -226,7 +231,8 @@ def parity_forwards(quotes: pl.DataFrame, contracts: pl.DataFrame, rate: float, 
         settings.sessions,
     )
     fwd = best.get_column("strike").to_numpy() + np.exp(rate * np.maximum(t, 0.0)) * best.get_column("_cp").to_numpy()
-    return best.select("expiration", "ts_ns").with_columns(pl.Series("forward", fwd)).sort("ts_ns")
+    return best.select("expiration", "ts_ns").with_columns(pl.Series("forward", fwd)).sort(
+        ["ts_ns", "expiration", "forward"])
 
 
 def _underlying_for_model(
@@ -463,7 +469,9 @@ def greeks_checks_batches(
     out = [
         CheckOutcome("reprice", worst <= quality.max_reprice_error, ERROR,
                      "every OK implied volatility reprices its input price", reprice_meta),
-        CheckOutcome("iv_status", not_converged == 0, WARN, "no implied-volatility solve ends NOT_CONVERGED", status_meta),
+        # the counts in a fixed order (value_counts lists them in any order): the same metadata on a rerun
+        CheckOutcome("iv_status", not_converged == 0, WARN, "no implied-volatility solve ends NOT_CONVERGED",
+                     {"rows": status_meta.pop("rows"), **dict(sorted(status_meta.items()))}),
     ]
     if has_vendor:
         d = pl.concat(diffs) if diffs else pl.Series([], dtype=pl.Float64)

@@ -44,7 +44,8 @@ def parity_forwards(
         from m17_platform.schemas import OPTION_QUOTES, empty_frame
 
         return enrichment.parity_forwards(empty_frame(OPTION_QUOTES), contracts, rate, settings)
-    return pl.concat(frames).sort("ts_ns", maintain_order=True)
+    # a total order: the same rows whatever the batches (two roots can share an expiration)
+    return pl.concat(frames).sort(["ts_ns", "expiration", "forward"])
 
 
 def enrich_option_trades(

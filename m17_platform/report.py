@@ -48,7 +48,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from m17_platform import schemas
-from m17_platform.quality import CheckOutcome
+from m17_platform.ordered import group_sums
+from m17_platform.quality import TIMING_KEYS, CheckOutcome
 from m17_platform.settings import DEFAULT, ReportSettings, SessionSettings, UniverseSettings
 
 NS_PER_SECOND = 1_000_000_000
@@ -322,25 +323,21 @@ def premium_per_bucket(
             .filter(pl.col("multiplier").is_not_null())
             .unique("option_symbol", keep="first")
         )
-        lf = lf.join(mult, on="option_symbol", how="left")
+        lf = lf.join(mult, on="option_symbol", how="left", maintain_order="left")
     else:
         lf = lf.with_columns(pl.lit(None, dtype=pl.Int64).alias("multiplier"))
-    is_call = pl.col("right") == "C"
-    is_put = pl.col("right") == "P"
-    out = (
-        lf.with_columns(
-            (pl.col("price") * pl.col("size") * pl.col("multiplier").fill_null(default_multiplier)).alias("premium")
-        )
-        .with_columns(_bucket_exprs(timezone, bucket_minutes))
-        .group_by("bucket_start_ns")
-        .agg(
-            pl.col("premium").filter(is_call).sum().alias("call_premium"),
-            pl.col("premium").filter(is_put).sum().alias("put_premium"),
-            is_call.sum().cast(pl.Int64).alias("call_trades"),
-            is_put.sum().cast(pl.Int64).alias("put_trades"),
-        )
-        .collect()
-    )
+    is_call = (pl.col("right") == "C").fill_null(False)
+    is_put = (pl.col("right") == "P").fill_null(False)
+    premium = pl.col("price") * pl.col("size") * pl.col("multiplier").fill_null(default_multiplier)
+    rows = lf.select(
+        _bucket_exprs(timezone, bucket_minutes)[0],
+        pl.when(is_call).then(premium).otherwise(0.0).alias("call_premium"),
+        pl.when(is_put).then(premium).otherwise(0.0).alias("put_premium"),
+        is_call.cast(pl.Int64).alias("call_trades"),
+        is_put.cast(pl.Int64).alias("put_trades"),
+    ).collect()
+    # premium added up in the trades' order: the same bits on every run (m17_platform.ordered)
+    out = group_sums(rows, ["bucket_start_ns"], ["call_premium", "put_premium", "call_trades", "put_trades"])
     return _with_et(out, timezone)
 
 
@@ -361,7 +358,8 @@ def _new_figure(settings: ReportSettings, nrows: int) -> tuple[Figure, list]:
 def _png(fig: Figure, settings: ReportSettings) -> bytes:
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=settings.dpi, metadata={"Software": None})
+        # no software version or date in the file: the same bytes on every build
+        fig.savefig(buf, format="png", dpi=settings.dpi, metadata={"Software": None, "Date": None})
     finally:
         fig.clear()
     return buf.getvalue()
@@ -515,6 +513,8 @@ def _fmt_value(key: str, value: object) -> str:
 
 
 def _fmt_metadata(metadata: Mapping, limit: int = 8) -> str:
+    # what the check found, not how long it took (the same report on a rerun)
+    metadata = {k: v for k, v in metadata.items() if k not in TIMING_KEYS}
     items = [f"{k}={_fmt_value(str(k), v)}" for k, v in list(metadata.items())[:limit]]
     if len(metadata) > limit:
         items.append(f"(+{len(metadata) - limit} more)")

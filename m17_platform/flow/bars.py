@@ -19,6 +19,7 @@ import re
 import polars as pl
 
 from m17_platform.calendar import NS_PER_SECOND
+from m17_platform.ordered import run_starts, run_sums
 from m17_platform.schemas import BARS
 from m17_platform.settings import DEFAULT, Settings
 
@@ -74,10 +75,14 @@ def ohlcv(trades: pl.DataFrame, instrument: str, kind: str, settings: Settings =
         pl.col("_p").first().alias("open"), pl.col("_p").max().alias("high"),
         pl.col("_p").min().alias("low"), pl.col("_p").last().alias("close"),
         pl.col("size").sum().alias("volume"),
-        ((pl.col("_p") * pl.col("size")).sum() / pl.col("size").sum()).alias("vwap"),
         pl.len().cast(pl.Int64).alias("trades"),
         pl.col("price_ratio").first(),
     )
+    # sum(price x size) in time order, the same bits on every run (m17_platform.ordered): a
+    # bar's prints are one run of rows, and the groups above come in the same order
+    live = live.with_columns((pl.col("_p") * pl.col("size")).alias("_notional"))
+    notional = run_sums(live, run_starts(live, [instrument, "bar_start_ns"]), ["_notional"]).to_series()
+    bars = bars.with_columns((notional / bars.get_column("volume")).alias("vwap"))
     return bars.with_columns(
         pl.lit(kind).alias("kind"), pl.col(instrument).alias("symbol"),
         (pl.col("bar_start_ns") + length).alias("bar_end_ns"),

@@ -24,6 +24,7 @@ import polars as pl
 
 from m17_platform.calendar import NS_PER_SECOND
 from m17_platform.flow.prints import SIDE_SIGN, evidence_id
+from m17_platform.ordered import group_sums
 from m17_platform.quality import ERROR, WARN, CheckOutcome
 from m17_platform.schemas import (
     BARS,
@@ -87,6 +88,11 @@ def _close(a: float, b: float, tol: float) -> bool:
     return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
 
 
+def _counts(values: pl.Series) -> list[tuple]:
+    """(value, rows) per distinct value, sorted by value (``value_counts`` lists them in any order)."""
+    return sorted(values.value_counts().iter_rows(), key=lambda r: (r[0] is None, r[0]))
+
+
 def _live(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(~pl.col("canceled"))
 
@@ -107,9 +113,11 @@ def _window_checks(frame: pl.DataFrame, trades: pl.DataFrame, settings: Settings
         "unknown_volume": float(live.filter(~side.is_in(["buy", "sell"])).get_column("size").sum() or 0),
         "premium": notional,
     }
-    sums = frame.group_by(["grain", "window_ns"]).agg(
-        pl.col(c).sum() for c in ("trades", "volume", "buy_volume", "sell_volume", "unknown_volume", "premium",
-                                  "net_premium", "delta_flow", "gamma_flow"))
+    # per grain and window length, in the table's order (m17_platform.ordered): the totals in
+    # the metadata are the same bits on every run
+    sums = group_sums(frame, ["grain", "window_ns"], ["trades", "volume", "buy_volume", "sell_volume", "unknown_volume",
+                                                     "premium", "net_premium", "delta_flow", "gamma_flow"],
+                      order=[c for c in FLOW_WINDOWS.sort_key if c in frame.columns])
     prem_bad = [f"{r['grain']}/{r['window_ns']}" for r in sums.iter_rows(named=True)
                 if not _close(r["premium"], notional, tol)]
     out = [CheckOutcome(
@@ -201,7 +209,7 @@ def _alert_checks(frame: pl.DataFrame, trades: pl.DataFrame, settings: Settings)
     out.append(CheckOutcome(
         "confidence", out_of_range == 0 and no_reasons == 0, WARN, "confidence within [0, 1] and every alert gives reasons",
         {"alerts": frame.height, "confidence_out_of_range": out_of_range, "without_reasons": no_reasons,
-         **{f"alerts.{k}": int(v) for k, v in frame.get_column("classifier").value_counts().iter_rows()}},
+         **{f"alerts.{k}": int(v) for k, v in _counts(frame.get_column("classifier"))}},
     ))
     return out
 
@@ -275,7 +283,7 @@ def _gamma_checks(frame: pl.DataFrame, trades: pl.DataFrame, settings: Settings)
         "totals_match_strikes", sum_off == 0 and wall_off == 0, ERROR,
         "totals equal the sum of their strikes; walls are strikes of the same instant",
         {"totals": totals.height, "sums_off": sum_off, "walls_off": wall_off,
-         **{f"instants.{k}": int(v) for k, v in totals.get_column("source").value_counts().iter_rows()}},
+         **{f"instants.{k}": int(v) for k, v in _counts(totals.get_column("source"))}},
     ))
     return out
 
@@ -313,7 +321,7 @@ def _offex_event_checks(frame: pl.DataFrame, prints: pl.DataFrame, settings: Set
         "evidence", empty == 0 and unresolved == 0, ERROR,
         "no event without evidence; every evidence id is a non-canceled off-exchange print of its symbol",
         {"events": frame.height, "without_evidence": empty, "unresolved": unresolved,
-         **{f"events.{k}": int(v) for k, v in frame.get_column("kind").value_counts().iter_rows()}},
+         **{f"events.{k}": int(v) for k, v in _counts(frame.get_column("kind"))}},
     )]
     cooldown_ns = settings.off_exchange.cooldown_ms * 1_000_000
     gaps = frame.sort(["symbol", "kind", "ts_ns"]).with_columns(

@@ -74,6 +74,7 @@ from m17_platform.calendar import NS_PER_SECOND
 from m17_platform.flow.packets import iso_flag
 from m17_platform.flow.prints import run_codes
 from m17_platform.flow.windows import print_flows
+from m17_platform.ordered import ordered_mean, ordered_sum
 from m17_platform.schemas import FLOW_ALERTS
 from m17_platform.settings import DEFAULT, SignalPreset, Settings
 
@@ -318,6 +319,13 @@ def spike_baselines(prints: pl.DataFrame, settings: Settings = DEFAULT) -> pl.Da
 # --- shared assembly ----------------------------------------------------------------------
 
 
+def most_common(expr: pl.Expr) -> pl.Expr:
+    """The most frequent value of ``expr`` in a group (null counts as a value, as in
+    ``Expr.mode``); of equally frequent ones the smallest, null last (``Expr.mode`` lists
+    ties in an order that changes from run to run)."""
+    return expr.mode().sort(nulls_last=True).first()
+
+
 def _mean_factors(*factors: pl.Expr) -> pl.Expr:
     return pl.mean_horizontal([f.fill_null(0.0).clip(0.0, 1.0) for f in factors])
 
@@ -461,24 +469,25 @@ def _burst_alerts(packets: pl.DataFrame, keys: list[str], *, window_s: float, mi
     if extra_factor is not None:
         rows = rows.with_columns(extra_factor.alias("_extra"))
     size = pl.col("size").sum()
+    # float sums in the packets' (time) order (m17_platform.ordered): the same bits on every run
     agg = rows.group_by("_burst", maintain_order=True).agg(
         pl.col("ts_ns").first().alias("start_ts_ns"),
         pl.col("end_ts_ns").max().alias("ts_ns"),
         *[pl.col(k).first() for k in _IDENTITY],
         pl.col("side").first(),
         pl.len().alias("_packets"),
-        pl.col("premium").sum(),
+        ordered_sum(pl.col("premium")).alias("premium"),
         size,
         pl.col("prints").sum().alias("_prints"),
         pl.col("option_symbol").unique(maintain_order=True).alias("legs"),
         pl.col("evidence_trade_ids").list.explode(keep_nulls=False, empty_as_null=False).alias("evidence_trade_ids"),
-        ((pl.col("side_share") * pl.col("size")).sum() / size).alias("_side_share"),
-        ((pl.col("nbbo_coverage") * pl.col("prints")).sum() / pl.col("prints").sum()).alias("_coverage"),
-        ((pl.col("nbbo_fresh_share") * pl.col("prints")).sum() / pl.col("prints").sum()).alias("_fresh"),
-        ((pl.col("side_confidence") * pl.col("size")).sum() / size).alias("_side_conf"),
-        *([pl.col("_extra").mean()] if extra_factor is not None else []),
+        (ordered_sum(pl.col("side_share") * pl.col("size")) / size).alias("_side_share"),
+        (ordered_sum(pl.col("nbbo_coverage") * pl.col("prints")) / pl.col("prints").sum()).alias("_coverage"),
+        (ordered_sum(pl.col("nbbo_fresh_share") * pl.col("prints")) / pl.col("prints").sum()).alias("_fresh"),
+        (ordered_sum(pl.col("side_confidence") * pl.col("size")) / size).alias("_side_conf"),
+        *([ordered_mean(pl.col("_extra")).alias("_extra")] if extra_factor is not None else []),
         pl.col("iso").any().alias("is_sweep"),
-        pl.col("placement").mode().first().alias("placement"),
+        most_common(pl.col("placement")).alias("placement"),
     )
     factors = [pl.col("_side_share"), pl.col("_coverage"), pl.col("_side_conf")]
     if extra_factor is not None:
@@ -628,14 +637,14 @@ def multi_leg_structures(prints: pl.DataFrame, settings: Settings = DEFAULT) -> 
     per_leg = groups.group_by(["_group", "option_symbol"], maintain_order=True).agg(
         *[pl.col(k).first() for k in ("underlying", "root", "expiration", "strike", "right")],
         pl.col("ts_ns").min().alias("_start"), pl.col("ts_ns").max().alias("_end"),
-        pl.col("size").sum(), pl.col("premium").sum(),
+        pl.col("size").sum(), ordered_sum(pl.col("premium")).alias("premium"),
         pl.col("buy_volume").sum(), pl.col("sell_volume").sum(),
         pl.col("nbbo_ok").cast(pl.Float64).sum().alias("_ok"), pl.len().alias("_prints"),
         pl.col("nbbo_fresh").cast(pl.Float64).sum().alias("_fresh"),
         pl.col("_leg").any().alias("leg_condition"),
         pl.col("evidence_id").alias("_evidence"),
         pl.col("iso").any().alias("_iso"),
-        pl.col("placement").mode().first().alias("_placement"),
+        most_common(pl.col("placement")).alias("_placement"),
     ).with_columns(
         pl.when(pl.col("buy_volume") >= c.min_aggressor_ratio * pl.col("size")).then(pl.lit("buy"))
         .when(pl.col("sell_volume") >= c.min_aggressor_ratio * pl.col("size")).then(pl.lit("sell"))
@@ -643,7 +652,7 @@ def multi_leg_structures(prints: pl.DataFrame, settings: Settings = DEFAULT) -> 
     )
     out = []
     for _, legs in per_leg.group_by("_group", maintain_order=True):
-        rows = legs.sort(["expiration", "right", "strike"]).to_dicts()
+        rows = legs.sort(["expiration", "right", "strike", "option_symbol"], maintain_order=True).to_dicts()
         found = _structure(rows)
         if found is None:
             continue

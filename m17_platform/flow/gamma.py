@@ -56,6 +56,7 @@ import polars as pl
 
 from m17_platform import calendar
 from m17_platform.calendar import NS_PER_SECOND
+from m17_platform.ordered import group_sums, run_starts, run_sums
 from m17_platform.schemas import GAMMA_EXPOSURE
 from m17_platform.settings import DEFAULT, Settings
 
@@ -199,7 +200,8 @@ def _with_time_to_expiry(panel: pl.DataFrame, contracts: pl.DataFrame | None, se
                 for d in panel.get_column("expiration").unique().drop_nulls().to_list()}
     expiry = pl.col("expiration").replace_strict(fallback, default=None, return_dtype=pl.Int64)
     if contracts is not None and contracts.height:
-        known = contracts.select("option_symbol", pl.col("expiry_ts_ns").alias("_expiry")).unique("option_symbol")
+        known = contracts.select("option_symbol", pl.col("expiry_ts_ns").alias("_expiry")).unique(
+            "option_symbol", keep="first")
         panel = panel.join(known, on="option_symbol", how="left", maintain_order="left")
         expiry = pl.coalesce(pl.col("_expiry"), expiry)
     year_ns = settings.sessions.year_days * calendar.NS_PER_DAY
@@ -347,11 +349,12 @@ def open_interest_panel(vendor: pl.DataFrame, quote_greeks: pl.DataFrame, trade_
          * pl.when(pl.col("right") == "C").then(pl.lit(g.oi_call_sign)).otherwise(pl.lit(g.oi_put_sign))).alias("position"),
     )
     if contracts is not None and contracts.height:
-        mult = contracts.select("option_symbol", "multiplier").unique("option_symbol")
+        mult = contracts.select("option_symbol", "multiplier").unique("option_symbol", keep="first")
         rows = rows.join(mult, on="option_symbol", how="left", maintain_order="left")
     else:
         rows = rows.with_columns(pl.lit(None, dtype=pl.Int64).alias("multiplier"))
-    rows = rows.with_columns(pl.col("multiplier").fill_null(settings.universe.default_multiplier)).sort("ts_ns")
+    rows = rows.with_columns(pl.col("multiplier").fill_null(settings.universe.default_multiplier)).sort(
+        "ts_ns", maintain_order=True)
     grid = flow_grid(trade_date, underlying, int(rows.get_column("ts_ns").max()), settings)
     step = int(settings.gamma.interval_seconds) * NS_PER_SECOND
     first_k = ((rows.get_column("ts_ns") - int(grid[0]) + step - 1) // step).clip(0, None)  # ceil to the grid
@@ -389,7 +392,8 @@ def exposure(panel: pl.DataFrame, underlying: str, source: str, settings: Settin
         return pl.from_arrow(GAMMA_EXPOSURE.schema.empty_table())
     g = settings.gamma
     move = settings.flow.gamma_move
-    panel = panel.sort(["ts_ns", "expiration", "strike"]).with_columns(
+    # one row per (instant, contract): a total order, so every sum below adds in the same order
+    panel = panel.sort(["ts_ns", "expiration", "strike", "right", "option_symbol"], nulls_last=True).with_columns(
         pl.col("sigma").fill_nan(None), pl.col("u").fill_nan(None))
     arrays = {c: panel.get_column(c).cast(pl.Float64).fill_null(0.0).to_numpy() for c in
               ("u", "strike", "t_years", "rate", "dividend_yield", "sigma")}
@@ -402,29 +406,32 @@ def exposure(panel: pl.DataFrame, underlying: str, source: str, settings: Settin
         pl.Series("_gex", qty * gamma * arrays["u"] ** 2 * move + 0.0),
     )
     call = pl.col("right") == "C"
-    per_strike = panel.group_by(["ts_ns", "strike"], maintain_order=True).agg(
-        pl.col("_gamma").filter(call).sum().alias("call_gamma"),
-        pl.col("_gamma").filter(~call).sum().alias("put_gamma"),
-        pl.col("_gex").filter(call).sum().alias("call_gex"),
-        pl.col("_gex").filter(~call).sum().alias("put_gex"),
-        pl.col("position").sum().round(0).cast(pl.Int64).alias("dealer_position"),
-    ).with_columns(
+    split = panel.with_columns(
+        *[pl.when(side).then(pl.col(f"_{v}")).otherwise(0.0).alias(f"{name}_{v}")
+          for name, side in (("call", call), ("put", ~call)) for v in ("gamma", "gex")],
+    )
+    # sums in a fixed order, the same bits on every run (m17_platform.ordered): a strike adds
+    # its contracts by expiration, right and symbol, an instant its strikes by strike
+    per_strike = group_sums(split, ["ts_ns", "strike"], ["call_gamma", "put_gamma", "call_gex", "put_gex", "position"],
+                            order=["expiration", "right", "option_symbol"]).with_columns(
+        pl.col("position").round(0).cast(pl.Int64).alias("dealer_position"),
         (pl.col("call_gamma") + pl.col("put_gamma")).alias("net_gamma"),
         (pl.col("call_gex") + pl.col("put_gex")).alias("net_gex"),
-    )
+    ).drop("position")
     reference = panel.filter(pl.col("u").is_not_null()).group_by("ts_ns", maintain_order=True).agg(
         pl.col("u").first().alias("underlying_price"))  # rows sorted by expiration: the front's price
     per_strike = per_strike.join(reference, on="ts_ns", how="left").sort(["ts_ns", "strike"])
 
     def wall(col: str) -> pl.Expr:
-        best = pl.col("strike").sort_by(pl.col(col).abs(), descending=True).first()
+        # of strikes with equally large exposure, the lowest (a stable sort of rows sorted by strike)
+        best = pl.col("strike").sort_by(pl.col(col).abs(), descending=True, maintain_order=True).first()
         return pl.when(pl.col(col).abs().max() > 0).then(best).alias(col.replace("_gex", "_wall"))
 
     totals = per_strike.group_by("ts_ns", maintain_order=True).agg(
-        *[pl.col(c).sum() for c in ("call_gamma", "put_gamma", "net_gamma", "call_gex", "put_gex", "net_gex",
-                                    "dealer_position")],
-        pl.col("underlying_price").first(), wall("call_gex"), wall("put_gex"),
+        pl.col("dealer_position").sum(), pl.col("underlying_price").first(), wall("call_gex"), wall("put_gex"),
     )
+    sums = ("call_gamma", "put_gamma", "net_gamma", "call_gex", "put_gex", "net_gex")
+    totals = pl.concat([totals, run_sums(per_strike, run_starts(per_strike, ["ts_ns"]), sums)], how="horizontal")
     # the flip: re-price every instant's positions over a grid of underlying levels
     times = panel.get_column("ts_ns").to_numpy()
     starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])

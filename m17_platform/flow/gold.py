@@ -87,7 +87,7 @@ def alerts_from_prints(prints: pl.DataFrame, table: pl.DataFrame, stats: dict, t
     """(``flow_alerts`` rows, manifest counts per classifier and preset) from the prints
     and their packet table."""
     alerts = flow_alerts(prints, table, trade_date, settings)
-    counts = {f"classifier/{k}": int(v) for k, v in alerts.get_column("classifier").value_counts().iter_rows()}
+    counts = {f"classifier/{k}": v for k, v in _counts(alerts.get_column("classifier"))}
     return alerts, {**stats, **counts, **_preset_counts(alerts)}
 
 
@@ -98,7 +98,7 @@ def gamma_from_prints(prints: pl.DataFrame, stats: dict, vendor: pl.DataFrame, q
     frame = gamma_exposure(prints, trade_date, underlying, vendor=vendor, quote_greeks=quote_greeks,
                            contracts=contracts, settings=settings)
     totals = frame.filter(pl.col("grain") == "total")
-    counts = {f"instants/{k}": int(v) for k, v in totals.get_column("source").value_counts().iter_rows()}
+    counts = {f"instants/{k}": v for k, v in _counts(totals.get_column("source"))}
     counts["prints_without_iv"] = int(prints.get_column("iv").null_count()) if prints.height else 0
     return frame, {**stats, **counts}
 
@@ -179,14 +179,19 @@ def build_bars(stock_enriched: pl.DataFrame, futures_enriched: pl.DataFrame, opt
                settings: Settings = DEFAULT) -> tuple[pl.DataFrame, dict]:
     """(``bars`` rows, manifest counts per kind)."""
     frame = bars(stock_enriched, futures_enriched, option_enriched, settings)
-    return frame, {f"bars/{k}": int(v) for k, v in frame.get_column("kind").value_counts().iter_rows()}
+    return frame, {f"bars/{k}": v for k, v in _counts(frame.get_column("kind"))}
+
+
+def _counts(values: pl.Series) -> list[tuple[object, int]]:
+    """(value, rows) per distinct value, sorted by value: manifest counts in the same order
+    on every run (``value_counts`` lists them in any order)."""
+    return sorted(((k, int(v)) for k, v in values.value_counts().iter_rows()), key=lambda r: (r[0] is None, r[0]))
 
 
 def _preset_counts(frame: pl.DataFrame) -> dict:
     if frame.height == 0:
         return {}
-    counts = frame.get_column("presets").explode().drop_nulls().value_counts()
-    return {f"preset/{k}": int(v) for k, v in counts.iter_rows()}
+    return {f"preset/{k}": v for k, v in _counts(frame.get_column("presets").explode().drop_nulls())}
 
 
 @dataclass

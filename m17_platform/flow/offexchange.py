@@ -45,6 +45,7 @@ import polars as pl
 
 from m17_platform.flow.classifiers import bursts
 from m17_platform.flow.prints import evidence_id, run_codes
+from m17_platform.ordered import ordered_sum
 from m17_platform.schemas import OFF_EXCHANGE_EVENTS, OFF_EXCHANGE_PRINTS
 from m17_platform.settings import DEFAULT, OffExchangeSettings, Settings
 
@@ -125,8 +126,10 @@ def _usable_quote(settings: OffExchangeSettings) -> pl.Expr:
 
 def _mid_after(candidates: pl.DataFrame, quotes: pl.DataFrame, after_ns: int) -> pl.Series:
     """NBBO mid of each candidate's symbol at ``ts_ns + after_ns`` (latest quote at or before)."""
-    q = quotes.filter((pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid"))).select(
-        "symbol", "ts_ns", ((pl.col("bid") + pl.col("ask")) / 2).alias("mid_after")).sort("ts_ns")
+    # of quotes at one instant the as-of join takes the last: the latest sequence (a stable sort)
+    order = ["ts_ns", "sequence"] if "sequence" in quotes.columns else ["ts_ns"]
+    q = quotes.filter((pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid"))).sort(order, maintain_order=True).select(
+        "symbol", "ts_ns", ((pl.col("bid") + pl.col("ask")) / 2).alias("mid_after"))
     keys = candidates.with_row_index("_row").select("_row", "symbol", (pl.col("ts_ns") + after_ns).alias("ts_ns"))
     got = keys.sort("ts_ns").join_asof(q, on="ts_ns", by="symbol", strategy="backward", check_sortedness=False)
     return got.sort("_row").get_column("mid_after")
@@ -185,7 +188,7 @@ def stealth_events(prints: pl.DataFrame, settings: OffExchangeSettings) -> pl.Da
     sided = prints.filter(
         pl.col("size").is_between(settings.min_print_size, settings.min_block_size, closed="left")
         & pl.col("side").is_in(["buy", "sell"])
-    ).sort(["symbol", "side", "ts_ns", "sequence"])
+    ).sort(["symbol", "side", "ts_ns", "sequence"], maintain_order=True)
     if sided.height == 0:
         return _empty()
     code = run_codes(sided, ["symbol", "side"])
@@ -202,7 +205,7 @@ def stealth_events(prints: pl.DataFrame, settings: OffExchangeSettings) -> pl.Da
     agg = rows.group_by("_event", maintain_order=True).agg(
         pl.col("ts_ns").first(), pl.col("ts_ns").last().alias("known_ts_ns"),
         pl.col("symbol").first(), pl.col("underlying").first(), pl.col("side").first(),
-        pl.col("size").sum(), (pl.col("price") * pl.col("size")).sum().alias("notional"),
+        pl.col("size").sum(), ordered_sum(pl.col("price") * pl.col("size")).alias("notional"),
         pl.len().cast(pl.Int64).alias("prints"), pl.col("bid").first(), pl.col("ask").first(),
         pl.col("_usable").cast(pl.Float64).mean().alias("_usable_share"),
         pl.col("evidence_id").alias("evidence_trade_ids"),
@@ -264,15 +267,19 @@ def off_exchange_events(
         ``off_exchange_prints``, ``candidates`` and ``suppressed_by_cooldown``.
     """
     s = settings.off_exchange
-    dark = prints.filter(pl.col("off_exchange") & ~pl.col("canceled")).sort(["symbol", "ts_ns", "sequence"])
+    dark = prints.filter(pl.col("off_exchange") & ~pl.col("canceled")).sort(["symbol", "ts_ns", "sequence"],
+                                                                            maintain_order=True)
     stats = {"off_exchange_prints": dark.height, "candidates": 0, "suppressed_by_cooldown": 0}
     if dark.height == 0:
         return _empty(), stats
-    cands = pl.concat([absorbed_blocks(dark, quotes, s), stealth_events(dark, s)]).sort(["symbol", "kind", "ts_ns"])
+    # stable sorts: candidates of one kind at one instant keep the prints' order, so the
+    # cooldown keeps the same one on every run
+    cands = pl.concat([absorbed_blocks(dark, quotes, s), stealth_events(dark, s)]).sort(
+        ["symbol", "kind", "ts_ns"], maintain_order=True)
     stats["candidates"] = cands.height
     if cands.height == 0:
         return cands, stats
     code = run_codes(cands, ["symbol", "kind"])
     keep = cooldown(code, cands.get_column("ts_ns").to_numpy(), int(s.cooldown_ms * 1_000_000))
     stats["suppressed_by_cooldown"] = int((~keep).sum())
-    return cands.filter(pl.Series(keep)).sort(["symbol", "ts_ns", "kind"]), stats
+    return cands.filter(pl.Series(keep)).sort(["symbol", "ts_ns", "kind"], maintain_order=True), stats

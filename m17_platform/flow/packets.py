@@ -26,6 +26,7 @@ import polars as pl
 
 from m17_platform.flow.prints import run_codes
 from m17_platform.flow.windows import print_flows
+from m17_platform.ordered import run_starts, run_sums
 from m17_platform.schemas import FLOW_PACKETS
 from m17_platform.settings import DEFAULT, Settings
 
@@ -37,6 +38,8 @@ PLACEMENT_COLUMNS = {
     "BB": "below_bid_volume",
 }
 """Placement label -> packet column holding its contracts."""
+
+_FLOAT_SUMS = ("premium", "_px_size", "_conf_size", "delta_flow", "gamma_flow")
 
 
 @numba.njit(cache=True)
@@ -144,14 +147,10 @@ def packet_table(prints: pl.DataFrame, settings: Settings = DEFAULT) -> pl.DataF
                                        "bid", "ask")],
         pl.len().cast(pl.Int64).alias("prints"),
         pl.col("size").sum(),
-        pl.col("premium").sum(),
-        pl.col("_px_size").sum(),
-        pl.col("_conf_size").sum(),
         pl.col("price").min().alias("price_min"),
         pl.col("price").max().alias("price_max"),
         pl.col("exchange").drop_nulls().unique().sort().alias("exchanges"),
-        *[pl.col(c).sum() for c in ("buy_volume", "sell_volume", "unknown_volume", *PLACEMENT_COLUMNS.values(),
-                                    "delta_flow", "gamma_flow")],
+        *[pl.col(c).sum() for c in ("buy_volume", "sell_volume", "unknown_volume", *PLACEMENT_COLUMNS.values())],
         pl.col("nbbo_ok").cast(pl.Float64).mean().alias("nbbo_coverage"),
         pl.col("nbbo_fresh").cast(pl.Float64).mean().alias("nbbo_fresh_share"),
         pl.col("iso").any(),
@@ -159,6 +158,10 @@ def packet_table(prints: pl.DataFrame, settings: Settings = DEFAULT) -> pl.DataF
         pl.col("underlying_price").drop_nulls().first().alias("underlying_price"),
         pl.col("evidence_id").alias("evidence_trade_ids"),
     )
+    # float sums in the prints' order, the same bits on every run (m17_platform.ordered); a
+    # packet's prints are one run of rows, and the groups above come in the same order
+    sums = run_sums(flows, run_starts(flows, ["packet"]), _FLOAT_SUMS)
+    agg = pl.concat([agg, sums], how="horizontal")
     ratio = settings.classifiers.min_aggressor_ratio
     size = pl.col("size").cast(pl.Float64)
     buy_share = pl.col("buy_volume") / size

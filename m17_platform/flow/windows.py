@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from m17_platform.calendar import NS_PER_SECOND
+from m17_platform.ordered import group_sums
 from m17_platform.schemas import FLOW_WINDOWS
 from m17_platform.settings import DEFAULT, Settings
 
@@ -97,14 +98,6 @@ def print_flows(prints: pl.DataFrame, settings: Settings = DEFAULT) -> pl.DataFr
     )
 
 
-def _aggregations() -> list[pl.Expr]:
-    return [
-        pl.len().cast(pl.Int64).alias("trades"),
-        pl.col("size").sum().alias("volume"),
-        *[pl.col(m).sum() for m in MEASURES if m not in ("trades", "volume")],
-    ]
-
-
 def flow_windows(prints: pl.DataFrame, settings: Settings = DEFAULT) -> pl.DataFrame:
     """The ``flow_windows`` rows of a partition.
 
@@ -136,12 +129,16 @@ def flow_windows(prints: pl.DataFrame, settings: Settings = DEFAULT) -> pl.DataF
     for seconds in lengths:
         length = int(seconds) * NS_PER_SECOND
         framed = flows.with_columns((pl.col("ts_ns") // length * length).alias("window_start_ns"))
-        contract = framed.group_by(["underlying", *GRAINS["contract"], "window_start_ns"]).agg(_aggregations())
+        contract_keys = ["underlying", *GRAINS["contract"], "window_start_ns"]
+        # sums in a fixed order, the same bits on every run (m17_platform.ordered): a contract
+        # window adds its prints in (ts_ns, sequence) order, a coarser window its contract
+        # windows in contract order
+        contract = group_sums(framed.rename({"size": "volume"}), contract_keys, MEASURES[1:],
+                              order=["ts_ns", "sequence"], count="trades")
         for grain, keys in GRAINS.items():
             series = ["underlying", *keys]
-            # coarser grains add up the contract windows (every measure is a sum)
-            agg = contract if grain == "contract" else contract.group_by([*series, "window_start_ns"]).agg(
-                pl.col(m).sum() for m in MEASURES)
+            agg = contract if grain == "contract" else group_sums(
+                contract, [*series, "window_start_ns"], MEASURES, order=contract_keys)
             agg = agg.sort([*series, "window_start_ns"], nulls_last=True).with_columns(
                 *[pl.col(m).cum_sum().over(series).alias(f"cum_{m}") for m in CUMULATIVE]
             )
