@@ -16,6 +16,7 @@ from assets.metadata import column_schema, manifest_metadata
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
 from m17_platform.lake import Lake, PartitionRef
 from m17_platform.levels import checks as level_checks
+from m17_platform.levels import lake_inputs
 from m17_platform.levels.schemas import LEVEL_SIGNALS, LEVEL_TABLES
 from m17_platform.levels.settings import LevelSettings
 from m17_platform.schemas import GOLD, table
@@ -23,21 +24,12 @@ from resources import LakeResource
 
 SETTINGS = LevelSettings()
 INPUT_SPECS = [table(name) for name in level_checks.INPUTS]
-WARMUP_INPUTS = ("bars", "futures_mbp10", "stock_quotes")
-
-
-def read_partition_inputs(store: Lake, ref: PartitionRef, names=level_checks.INPUTS) -> dict:
-    """The partition's input tables by name (None where the lake has no partition)."""
-    return {name: store.read(table(name), ref) if store.exists(table(name), ref) else None for name in names}
 
 
 def level_inputs(store: Lake, ref: PartitionRef, settings: LevelSettings = SETTINGS) -> dict:
-    """The chain's inputs for ``ref``, with the SMA history of up to
-    ``settings.sma_warmup_partitions`` earlier partitions of its underlying."""
-    earlier = [r for r in store.partitions(table("bars"))
-               if r.underlying == ref.underlying and r.trade_date < ref.trade_date][-settings.sma_warmup_partitions:]
-    history = [read_partition_inputs(store, r, WARMUP_INPUTS) for r in earlier] if settings.sma_warmup_partitions else []
-    return level_checks.read_inputs(lambda name: read_partition_inputs(store, ref, [name])[name], history)
+    """The chain's inputs for ``ref`` with the SMA history of earlier partitions
+    (:func:`m17_platform.levels.lake_inputs.level_inputs`)."""
+    return lake_inputs.level_inputs(store, ref, settings)
 
 
 @multi_asset(

@@ -181,7 +181,7 @@ def commit(root: Path, stages: Sequence[Stage], log: Sequence[dict]) -> str:
     for stage in stages:
         stage.lock.release()
     lock.release()
-    committed_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    committed_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     with open(root / COMMIT_LOG, "a") as fh:
         fh.write(json.dumps({"committed_at": committed_at, "partitions": list(log)}, sort_keys=True) + "\n")
     return committed_at

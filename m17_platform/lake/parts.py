@@ -25,7 +25,7 @@ COMPRESSION = "zstd"
 def key_order(a: tuple, b: tuple) -> int:
     """Compare two sort-key tuples as the lake orders them (ascending, nulls last):
     -1, 0 or 1."""
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x == y:
             continue
         if x is None:

@@ -38,7 +38,6 @@ from m17_platform.lake.commit import COMMIT_LOG, Recovery, Stage, fsync_dir, fsy
 from m17_platform.lake.manifest import (
     CHECKS_NAME,
     MANIFEST_NAME,
-    PART_NAME,
     FileEntry,
     Manifest,
     PartitionRef,
@@ -194,7 +193,7 @@ class Lake:
             Text files for operators beside the Parquet (e.g. a plain-text summary to
             tail), read after the chunks; names must not end in ``.parquet``.
         inputs : mapping ``layer.table`` -> sha256, optional
-            The partitions this one was computed from (:meth:`stale_inputs`).
+            The partitions this one was computed from (:func:`~m17_platform.lake.health.stale_inputs`).
 
         Returns
         -------
@@ -497,52 +496,6 @@ class Lake:
 
     # --- lake health --------------------------------------------------------------------
 
-    def verify_partition(self, spec: TableSchema, ref: PartitionRef) -> list[str]:
-        """Every problem of one partition folder, one line each (empty: it is sound):
-        manifest missing, truncated or not a manifest, a file missing, a checksum that
-        does not match, a changed extra file, a Parquet file the manifest does not name."""
-        pdir = self.partition_dir(spec, ref)
-        where = f"{spec.layer}.{spec.name} {ref}"
-        try:
-            manifest = self.manifest(spec, ref)
-        except LakeError as exc:
-            return [f"{where}: {exc}"]
-        if manifest is None:
-            return [f"{where}: {pdir} has no {MANIFEST_NAME} (an interrupted or foreign write); its files are not data"]
-        problems = []
-        for entry in manifest.files:
-            try:
-                verify_file(pdir / entry.name, entry)
-            except LakeError as exc:
-                problems.append(f"{where}: {exc}")
-        for name, sha in manifest.extras.items():
-            path = pdir / name
-            if not path.exists() or file_sha256(path) != sha:
-                problems.append(f"{where}: {path}: missing or changed since it was committed")
-        named = {e.name for e in manifest.files}
-        for path in sorted(pdir.glob("*.parquet")):
-            if path.name not in named:
-                problems.append(f"{where}: {path} is not named by the manifest (not data)")
-        return problems
-
-    def stale_inputs(self, spec: TableSchema, ref: PartitionRef) -> list[str]:
-        """The inputs of a computed partition that changed since it was written (one
-        line each: the input, and replaced or gone); empty when it is current or has no
-        recorded inputs (raw tables)."""
-        manifest = self.manifest(spec, ref)
-        out = []
-        for key, sha in sorted((manifest.inputs if manifest else {}).items()):
-            layer, _, name = key.partition(".")
-            try:
-                current = self.manifest(ALL_TABLES[name], ref)
-            except (KeyError, LakeError):
-                current = None
-            if current is None:
-                out.append(f"{key} is gone")
-            elif current.sha256 != sha:
-                out.append(f"{key} was replaced")
-        return out
-
     def input_shas(self, specs: Sequence[TableSchema], ref: PartitionRef) -> dict[str, str]:
         """``layer.table`` -> sha256 of partition ``ref`` of each of ``specs`` (those that
         exist): the ``inputs`` a computed partition records."""
@@ -555,7 +508,7 @@ class Lake:
 
     def partition_folders(self, spec: TableSchema) -> list[PartitionRef]:
         """Every partition folder of a table on disk, with or without a manifest (what
-        :meth:`verify_partition` inspects), sorted by (trade_date, underlying)."""
+        :func:`~m17_platform.lake.health.verify_partition` inspects), sorted by (trade_date, underlying)."""
         out = []
         for pdir in self.table_dir(spec).glob("trade_date=*/underlying=*"):
             try:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -18,6 +17,7 @@ from m17_platform import schemas
 from m17_platform.errors import LakeError
 from m17_platform.lake import MANIFEST_NAME, Lake, PartitionRef
 from m17_platform.lake.commit import STAGING
+from m17_platform.lake.health import stale_inputs, verify_partition
 from m17_platform.settings import IngestSettings
 
 REF = PartitionRef(dt.date(2012, 6, 21), "AMZN")
@@ -171,22 +171,22 @@ def test_every_read_verifies_the_checksum(lake: Lake):
         list(lake.iter_batches(schemas.STOCK_QUOTES, REF, max_rows=5))
     with pytest.raises(LakeError, match="does not match the manifest"):
         lake.duckdb()
-    assert any("does not match" in p for p in lake.verify_partition(schemas.STOCK_QUOTES, REF))
+    assert any("does not match" in p for p in verify_partition(lake, schemas.STOCK_QUOTES, REF))
 
 
 def test_verify_partition_names_every_problem(lake: Lake):
     lake.write(schemas.STOCK_QUOTES, REF, _quotes(20), source="s")
     pdir = lake.partition_dir(schemas.STOCK_QUOTES, REF)
-    assert lake.verify_partition(schemas.STOCK_QUOTES, REF) == []
+    assert verify_partition(lake, schemas.STOCK_QUOTES, REF) == []
     (pdir / "stray.parquet").write_bytes(b"x")
-    assert [p for p in lake.verify_partition(schemas.STOCK_QUOTES, REF) if "not named by the manifest" in p]
+    assert [p for p in verify_partition(lake, schemas.STOCK_QUOTES, REF) if "not named by the manifest" in p]
     (pdir / MANIFEST_NAME).write_text((pdir / MANIFEST_NAME).read_text()[:40])
-    (problem,) = lake.verify_partition(schemas.STOCK_QUOTES, REF)
+    (problem,) = verify_partition(lake, schemas.STOCK_QUOTES, REF)
     assert "truncated" in problem and MANIFEST_NAME in problem
     with pytest.raises(LakeError, match="truncated"):
         lake.read(schemas.STOCK_QUOTES, REF)
     (pdir / MANIFEST_NAME).unlink()
-    (problem,) = lake.verify_partition(schemas.STOCK_QUOTES, REF)
+    (problem,) = verify_partition(lake, schemas.STOCK_QUOTES, REF)
     assert "has no _manifest.json" in problem
     assert REF in lake.partition_folders(schemas.STOCK_QUOTES) and REF not in lake.partitions(schemas.STOCK_QUOTES)
 
@@ -196,6 +196,6 @@ def test_a_partition_built_from_a_replaced_input_is_stale(lake: Lake):
     inputs = lake.input_shas([schemas.STOCK_QUOTES], REF)
     empty_rates = pl.from_arrow(schemas.RATES.schema.empty_table())
     lake.write(schemas.RATES, REF, empty_rates, source="derived", inputs=inputs)
-    assert lake.stale_inputs(schemas.RATES, REF) == []
+    assert stale_inputs(lake, schemas.RATES, REF) == []
     lake.write(schemas.STOCK_QUOTES, REF, _quotes(21), source="s")
-    assert lake.stale_inputs(schemas.RATES, REF) == ["raw.stock_quotes was replaced"]
+    assert stale_inputs(lake, schemas.RATES, REF) == ["raw.stock_quotes was replaced"]
