@@ -117,7 +117,8 @@ def build_labels(
         return series.scatter(np.flatnonzero(bad), None) if bad.any() else series
 
     frame = (
-        touches.select("touch_id", "bar_start_ns", "decision_ts_ns", "level_kind", "level_price", "direction")
+        touches.select("touch_id", "underlying", "bar_start_ns", "decision_ts_ns", "level_kind", "level_price",
+                       "direction")
         .with_columns(
             pl.Series("label_end_ts_ns", end),
             pl.Series("label_status", np.where(complete, "ok", "incomplete")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from m17_platform.schemas import GOLD, TableSchema, col
+from m17_platform.table_schema import GOLD, TableSchema, col
 
 LEVEL_KINDS = (
     "STRIKE",
@@ -260,6 +260,7 @@ OUTCOME_LABELS = TableSchema(
     schema=pa.schema(
         [
             col("touch_id", pa.string(), "text", "the touch labelled"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying"),
             col("bar_start_ns", pa.int64(), _NS, "bar of the touch"),
             col("decision_ts_ns", pa.int64(), _NS, "start of the label window (exclusive)"),
             col("level_kind", pa.string(), "|".join(LEVEL_KINDS), "kind of level"),
@@ -288,6 +289,7 @@ LEVEL_SIGNALS = TableSchema(
             col("decision_ts_ns", pa.int64(), _NS, "when the signal is known: features use data strictly before it"),
             col("date", pa.date32(), "date", "trade date"),
             col("symbol", pa.string(), "ticker", "the underlying (SPY)"),
+            col("underlying", pa.string(), "ticker", "the partition's underlying (the same as symbol)"),
             col("futures_symbol", pa.string(), "ticker", "the ES contract"),
             col("touch_id", pa.string(), "text", "the touch"),
             *_level(),
