@@ -1,15 +1,19 @@
 """Benchmark: the synthetic SPY day through the asset graph, layer by layer.
 
-Each layer (raw ingest, enriched, gold flow, daily report) runs as its own in-process Dagster execution
-of that asset group, with its checks, in a fresh Python process, so each layer's wall
-time and peak RSS are its own: raw streams the day from
+Each layer (raw ingest, enriched, gold flow, level physics, daily report) runs as its
+own in-process Dagster execution of that asset group, with its checks, in a fresh Python
+process, so each layer's wall time and peak RSS are its own: raw streams the day from
 :class:`m17_platform.sources.synthetic.SyntheticSource` into the lake; enriched joins
 every option, stock and ES print to its quote and computes IV and greeks of every print
 and quote; gold builds flow windows, packets, alerts, dealer gamma, off-exchange events
-and bars; report writes the daily HTML report from the check outcomes the earlier layers'
-asset checks recorded beside their partitions (it re-runs a table's checks only where that
-record is missing or stale). Sizes: ``full`` is the default day (20,000,000 option quotes, 500,000 option
-prints), ``small`` 2 % of it, ``tiny`` 0.2 % (the smoke test). The ratios put each layer next to the raw ingest time.
+and bars; physics builds the five level tables (levels, touches, barrier / tape / fuel
+physics, outcome labels, signals: the ``level_physics_chain`` asset) with the
+``level_signals`` checks, among them ``no_lookahead``; report writes the daily HTML
+report from the check outcomes the earlier layers' asset checks recorded beside their
+partitions (it re-runs a table's checks only where that record is missing or stale).
+Sizes: ``full`` is the default day (20,000,000 option quotes, 500,000 option prints),
+``small`` 2 % of it, ``tiny`` 0.2 % (the smoke test); the ES book keeps its 500,000 rows
+at every size. The ratios put each layer next to the raw ingest time.
 """
 
 from __future__ import annotations
@@ -26,16 +30,25 @@ SIZES = {"full": 1.0, "small": 0.02, "tiny": 0.002}
 REPEATS = 1
 DAY = "2025-11-10"
 UNDERLYING = "SPY"
-LAYERS = ("raw", "enriched", "gold", "report")
-"""Asset groups by key prefix; ``gold`` is the flow analytics, ``report`` the daily report
+LAYERS = ("raw", "enriched", "gold", "physics", "report")
+"""Asset groups by key prefix; ``gold`` is the flow analytics, ``physics`` the level tables
+(gold too, :data:`m17_platform.levels.schemas.LEVEL_TABLES`), ``report`` the daily report
 (which reads the recorded check outcomes)."""
 
 
-def _layer_keys(defs, layer: str) -> list:
-    keys = defs.resolve_all_asset_keys()
+def _in_layer(layer: str, table_layer: str, name: str) -> bool:
+    """Whether table ``table_layer``/``name`` belongs to benchmark layer ``layer``."""
+    from m17_platform.levels.schemas import LEVEL_TABLES
+
     if layer == "report":
-        return [k for k in keys if k.path[-1] == "daily_report"]
-    return [k for k in keys if k.path[0] == layer and k.path[-1] != "daily_report"]
+        return name == "daily_report"
+    if layer == "physics":
+        return table_layer == "gold" and name in LEVEL_TABLES
+    return table_layer == layer and name != "daily_report" and not (layer == "gold" and name in LEVEL_TABLES)
+
+
+def _layer_keys(defs, layer: str) -> list:
+    return [k for k in defs.resolve_all_asset_keys() if _in_layer(layer, k.path[0], k.path[-1])]
 
 
 def run_layer(layer: str, root: str, scale: float) -> dict:
@@ -68,7 +81,7 @@ def run_layer(layer: str, root: str, scale: float) -> dict:
         seconds = time.perf_counter() - started
     lake = Lake(f"{root}/lake")
     rows = {name: lake.manifest(spec, ref).rows for name, spec in ALL_TABLES.items()
-            if spec.layer == layer and lake.manifest(spec, ref) is not None}
+            if _in_layer(layer, spec.layer, name) and lake.manifest(spec, ref) is not None}
 
     checks = result.get_asset_check_evaluations()
     return {
@@ -79,7 +92,7 @@ def run_layer(layer: str, root: str, scale: float) -> dict:
 
 
 def run(size: str, repeats: int = REPEATS) -> dict:
-    """Run the three layers in order, each in its own process, on a temporary lake."""
+    """Run the layers in order, each in its own process, on a temporary lake."""
     scale = SIZES[size]
     layers = []
     with tempfile.TemporaryDirectory(prefix="m17-bench-pipeline-") as root:

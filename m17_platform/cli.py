@@ -6,7 +6,10 @@
     m17 dev                  Dagster UI + daemon on 127.0.0.1
     m17 underlyings list|add|remove NAME...
     m17 lake [list|verify|recover] [--partition DATE|U]   partitions, rows, status; checksums; crash leftovers
-    m17 docs                 regenerate docs/data_dictionary.md
+    m17 docs                 regenerate docs/data_dictionary.md and docs/signals.md
+    m17 signals build --partition DATE|U --as-of HH:MM:SS [--out FILE.parquet]   level signals as of an instant
+    m17 signals export --start D --end D [--underlying U] --out FILE.parquet     level signals of a date range
+    m17 validate signals [--partition DATE|U]   rows, nulls, ranges, distributions, look-ahead of level_signals
     m17 eval aggressor PATH... / m17 eval greeks PATH [--json]
     m17 bench NAME [--size small|full] [--json]
     m17 capture --underlying U [--all-contracts] [--duration S] [--set KEY=VALUE]   websocket capture into the landing zone
@@ -416,14 +419,34 @@ def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    """Regenerate docs/data_dictionary.md from the schemas."""
+    """Regenerate docs/data_dictionary.md and docs/signals.md (the level tables) from the schemas."""
+    from m17_platform.levels.docs import signals_markdown
     from m17_platform.schemas import data_dictionary_markdown
 
-    path = PROJECT_ROOT / "docs" / "data_dictionary.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(data_dictionary_markdown())
-    print(path)
+    for name, text in (("data_dictionary.md", data_dictionary_markdown()), ("signals.md", signals_markdown())):
+        path = PROJECT_ROOT / "docs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(path)
     return 0
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    """``m17 signals build|export``: level signals as of an instant (compared with the lake's
+    full day; exit 1 on a mismatch), or a date range's signals in one Parquet file."""
+    from m17_platform.levels import commands
+
+    if args.action == "build":
+        return commands.run_signals_build(args.partition, args.as_of, args.lake_root, args.out)
+    return commands.run_signals_export(args.start, args.end, args.out, args.underlying, args.lake_root,
+                                       progress=not args.quiet)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``m17 validate signals``: findings INFO / WARN / ERROR per partition; exit 1 on an ERROR."""
+    from m17_platform.levels import commands
+
+    return commands.run_validate_signals(args.partition, args.lake_root)
 
 
 def _overrides(pairs: list[str] | None) -> dict[str, str]:
@@ -492,7 +515,26 @@ def _parser() -> argparse.ArgumentParser:
     lake.add_argument("action", nargs="?", choices=["list", "verify", "recover"], default="list")
     lake.add_argument("--partition", default=None, help="only this partition, DATE|UNDERLYING")
     lake.add_argument("--root", default=None, help="lake root (default data/lake)")
-    sub.add_parser("docs", help="regenerate docs/data_dictionary.md from the schemas")
+    sub.add_parser("docs", help="regenerate docs/data_dictionary.md and docs/signals.md from the schemas")
+    sig = sub.add_parser("signals", help="level signals: as of an instant (build), a date range to a file (export)")
+    sig_sub = sig.add_subparsers(dest="action", required=True)
+    sig_build = sig_sub.add_parser("build", help="the partition's signals from its lake inputs before an instant")
+    sig_build.add_argument("--partition", required=True, help="DATE|UNDERLYING, e.g. 2025-11-10|SPY")
+    sig_build.add_argument("--as-of", required=True,
+                           help="HH:MM:SS America/New_York on the trade date (or 'YYYY-MM-DD HH:MM:SS' the day before)")
+    sig_build.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
+    sig_build.add_argument("--out", default=None, help="write the signals to this .parquet file")
+    sig_export = sig_sub.add_parser("export", help="every level_signals partition of a date range in one file")
+    sig_export.add_argument("--start", required=True, help="first trade date, YYYY-MM-DD")
+    sig_export.add_argument("--end", required=True, help="last trade date, YYYY-MM-DD (inclusive)")
+    sig_export.add_argument("--underlying", default=None, help="only this underlying")
+    sig_export.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
+    sig_export.add_argument("--out", required=True, help="the .parquet file (written atomically)")
+    sig_export.add_argument("--quiet", action="store_true", help="no progress bar")
+    val = sub.add_parser("validate", help="validate a gold dataset: rows, nulls, ranges, distributions, look-ahead")
+    val.add_argument("what", choices=["signals"])
+    val.add_argument("--partition", default=None, help="only this partition, DATE|UNDERLYING (default: every one)")
+    val.add_argument("--lake-root", default=None, help="lake root (default data/lake)")
     ev = sub.add_parser("eval", help="accuracy against ground truth: aggressor rules, greeks vs a vendor")
     ev.add_argument("what", choices=["aggressor", "greeks"])
     ev.add_argument("paths", nargs="+", help="LOBSTER message files / DBN files (aggressor); a Cboe calcs file or TDA chain (greeks)")
@@ -520,7 +562,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 HANDLERS = {"demo": cmd_demo, "ingest": cmd_ingest, "dev": cmd_dev, "underlyings": cmd_underlyings, "lake": cmd_lake,
-            "docs": cmd_docs, "eval": cmd_eval, "capture": cmd_capture, "replay": cmd_replay}
+            "docs": cmd_docs, "eval": cmd_eval, "capture": cmd_capture, "replay": cmd_replay,
+            "signals": cmd_signals, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:

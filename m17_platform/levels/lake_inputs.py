@@ -1,14 +1,17 @@
 """The level chain's inputs read from the lake: one partition's tables, and the SMA
-history of the earlier partitions of its underlying (what the ``level_physics_chain``
-asset, ``m17 signals`` and ``m17 validate signals`` all read, so they compute the same).
+history from its underlying's partitions of the sessions just before it (what the
+``level_physics_chain`` asset, ``m17 signals`` and ``m17 validate signals`` all read, so
+they compute the same).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import polars as pl
 
+from m17_platform import calendar
 from m17_platform.lake import Lake, PartitionRef
 from m17_platform.levels import checks as level_checks
 from m17_platform.levels.settings import LevelSettings
@@ -43,13 +46,17 @@ def read_partition_inputs(store: Lake, ref: PartitionRef,
 
 
 def earlier_partitions(store: Lake, ref: PartitionRef, settings: LevelSettings) -> list[PartitionRef]:
-    """Up to ``settings.sma_warmup_partitions`` partitions of ``ref``'s underlying with
-    ``gold.bars`` in the lake and an earlier trade date, oldest first."""
-    if not settings.sma_warmup_partitions:
+    """The partitions of ``ref``'s underlying with ``gold.bars`` in the lake among the
+    ``settings.sma_warmup_partitions`` equity-calendar sessions just before its trade date,
+    oldest first. Only those sessions: an older partition (the lake may hold a day from
+    years before) would put a price level of another time into the moving average.
+    """
+    n = int(settings.sma_warmup_partitions)
+    if n <= 0:
         return []
-    earlier = [r for r in store.partitions(table("bars"))
-               if r.underlying == ref.underlying and r.trade_date < ref.trade_date]
-    return earlier[-settings.sma_warmup_partitions:]
+    day = ref.trade_date
+    sessions = set(calendar.trading_days(day - dt.timedelta(days=7 * n + 14), day - dt.timedelta(days=1))[-n:])
+    return [r for r in store.partitions(table("bars")) if r.underlying == ref.underlying and r.trade_date in sessions]
 
 
 def level_inputs(store: Lake, ref: PartitionRef, settings: LevelSettings | None = None) -> dict[str, pl.DataFrame]:

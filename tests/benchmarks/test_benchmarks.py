@@ -96,10 +96,14 @@ def test_pipeline_benchmark_runs_every_layer_of_a_tiny_synthetic_day():
 
     res = pipeline.run("tiny")
     layers = {e["layer"]: e for e in res["layers"]}
-    assert list(layers) == ["raw", "enriched", "gold", "report"]
+    assert list(layers) == ["raw", "enriched", "gold", "physics", "report"]
     assert all(e["success"] for e in layers.values())
     assert all(layers[name]["checks"] > 0 and layers[name]["checks_passed"] == layers[name]["checks"]
-               for name in ("raw", "enriched", "gold"))
+               for name in ("raw", "enriched", "gold", "physics"))
     assert layers["raw"]["rows"]["option_quotes"] == 40_000
     assert layers["gold"]["rows"]["flow_windows"] > 0
-    assert res["ratio_to_raw"]["raw"] == 1.0
+    assert "level_signals" not in layers["gold"]["rows"]
+    assert set(layers["physics"]["rows"]) == {"levels", "level_touches", "level_physics", "outcome_labels",
+                                              "level_signals"}
+    assert layers["physics"]["rows"]["level_signals"] > 0
+    assert res["ratio_to_raw"]["raw"] == 1.0 and "physics" in res["ratio_to_raw"]
