@@ -1,4 +1,4 @@
-"""Level physics and outcome labels (seed 001), the domain core: pure functions over
+"""Level physics and outcome labels, the domain core: pure functions over
 polars / numpy / numba, no Dagster.
 
 Tables (schemas in :mod:`.schemas`, one builder each, for one partition):

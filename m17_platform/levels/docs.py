@@ -65,8 +65,8 @@ ${s.outcome_threshold:.2f} and
 exceeds the move away, BOUNCE when the move away reaches ${s.outcome_threshold:.2f}, else CHOP \
 ({outcomes}). A label whose
 window passes the end of the data (or the as-of instant of `m17 signals build`) is null with
-`label_status = incomplete`, never CHOP. The seed called the physics windows "forward from the touch":
-they are, within the touch's bar; the decision is taken at the bar's end, so no feature sees the label
+`label_status = incomplete`, never CHOP. The physics windows look forward from the touch
+within the touch's bar only; the decision is taken at the bar's end, so no feature sees the label
 window. The `no_lookahead` check recomputes the chain with every input cut at five instants and
 requires equal features for every signal decided by then.
 

@@ -308,7 +308,7 @@ LEVEL_SIGNALS = TableSchema(
     sort_key=("ts_ns", "level_kind", "level_price"),
     instrument=None,
     dedup_key=("event_id",),
-    description="touches in the critical zone with their physics and outcome (seed 001's feature schema), one row "
+    description="touches in the critical zone with their physics and outcome (identity, level context, barrier, tape, fuel, approach, outcome), one row "
     "per signal",
 )
 

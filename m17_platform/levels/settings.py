@@ -53,7 +53,7 @@ class LevelSettings:
         (dollars, SPY scale; 0.05 = two ES ticks at ratio 10).
     critical_zone : |close - level| <= this marks the critical zone (dollars; 0.25).
     decision_seconds : decision time = bar start + this; physics window
-        [bar start, decision) (seconds; 60, the seed's W_b / W_t).
+        [bar start, decision) (seconds; 60: one bar).
 
     Barrier (:mod:`.barrier`; ES order book, defending side: asks for UP, bids for DOWN)
     barrier_zone_ticks : depth is summed within +/- this many ES ticks of the level

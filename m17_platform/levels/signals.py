@@ -1,6 +1,5 @@
-"""``level_signals``: touches in the critical zone with their physics and outcome, in the
-feature schema of seed 001 (identity, level context, barrier, tape, fuel, approach,
-outcome), plus the decision time and the ES / SPY ratio used with its source."""
+"""``level_signals``: touches in the critical zone with their physics and outcome
+(identity, level context, barrier, tape, fuel, approach, outcome), plus the decision time and the ES / SPY ratio used with its source."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ PUT_WALL /     with a row strictly before ``t``: its call wall, put wall, gamma 
 GAMMA_FLIP
 =============  =====================================================================
 
-The seed computed session extremes, walls and VWAP over the whole day, which put the
-future into the features; nothing here does.
+Session extremes, walls and VWAP computed over the whole day would put the future into
+the features; here each is the running value known at the bar's start.
 """
 
 from __future__ import annotations

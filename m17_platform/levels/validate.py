@@ -1,4 +1,4 @@
-"""``m17 validate signals``: the seed's ``validate_data`` for one partition's
+"""``m17 validate signals``: rows, nulls, ranges, distributions and checks of one partition's
 ``gold.level_signals``, as findings with a level.
 
 Each :class:`Finding` is ``INFO`` (what the data are: rows, nulls of nullable columns,
