@@ -21,7 +21,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from m17_platform.table_schema import ENRICHED, GOLD, LAYERS, RAW, TableSchema, col  # noqa: F401 (re-exported)
+from m17_platform.table_schema import (  # noqa: F401 (re-exported)
+    ENRICHED,
+    GOLD,
+    LAYERS,
+    RAW,
+    TableSchema,
+    col,
+    table_markdown,
+)
 
 
 # --- shared column groups -------------------------------------------------------------
@@ -843,21 +851,5 @@ def data_dictionary_markdown() -> str:
         "",
     ]
     for spec in ALL_TABLES.values():
-        lines += [
-            f"## {spec.layer}.{spec.name}",
-            "",
-            spec.description,
-            "",
-            f"Sorted by `{', '.join(spec.sort_key)}`; duplicates judged on `{', '.join(spec.dedup_key)}`.",
-            "",
-            "| column | type | unit | nullable | description |",
-            "|---|---|---|---|---|",
-        ]
-        for fld in spec.schema:
-            meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
-            lines.append(
-                f"| `{fld.name}` | {fld.type} | {meta.get('unit', '')} | {'yes' if fld.nullable else 'no'} | "
-                f"{meta.get('description', '').replace('|', '/')} |"
-            )
-        lines.append("")
+        lines += table_markdown(spec)
     return "\n".join(lines)

@@ -79,3 +79,30 @@ class TableSchema:
         """The unit recorded for ``column`` (``KeyError`` if the column does not exist)."""
         meta = self.schema.field(column).metadata or {}
         return meta.get(b"unit", b"").decode()
+
+
+def _cell(text) -> str:
+    """A Markdown table cell: ``|`` escaped."""
+    return str(text).replace("|", "\\|")
+
+
+def table_markdown(spec: TableSchema, heading: str = "##") -> list[str]:
+    """One table's data-dictionary section as Markdown lines: heading (``layer.table``),
+    description, sort and dedup keys, and one row per column (name, type, unit,
+    nullable, description)."""
+    lines = [
+        f"{heading} {spec.layer}.{spec.name}",
+        "",
+        spec.description,
+        "",
+        f"Sorted by `{', '.join(spec.sort_key)}`; duplicates judged on `{', '.join(spec.dedup_key)}`.",
+        "",
+        "| column | type | unit | nullable | description |",
+        "|---|---|---|---|---|",
+    ]
+    for fld in spec.schema:
+        meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
+        lines.append(f"| `{fld.name}` | {_cell(fld.type)} | {_cell(meta.get('unit', ''))} | "
+                     f"{'yes' if fld.nullable else 'no'} | {_cell(meta.get('description', ''))} |")
+    lines.append("")
+    return lines

@@ -7,32 +7,7 @@ from __future__ import annotations
 
 from m17_platform.levels.schemas import BARRIER_STATES, LEVEL_TABLES, OUTCOMES
 from m17_platform.levels.settings import LevelSettings
-from m17_platform.table_schema import TableSchema
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def table_markdown(spec: TableSchema) -> list[str]:
-    """One table's section: heading, description, sort and dedup keys, and one row per
-    column (name, type, unit, nullable, description; ``|`` escaped)."""
-    lines = [
-        f"### {spec.layer}.{spec.name}",
-        "",
-        spec.description,
-        "",
-        f"Sorted by `{', '.join(spec.sort_key)}`; duplicates judged on `{', '.join(spec.dedup_key)}`.",
-        "",
-        "| column | type | unit | nullable | description |",
-        "|---|---|---|---|---|",
-    ]
-    for fld in spec.schema:
-        meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
-        lines.append(f"| `{fld.name}` | {_cell(fld.type)} | {_cell(meta.get('unit', ''))} | "
-                     f"{'yes' if fld.nullable else 'no'} | {_cell(meta.get('description', ''))} |")
-    lines.append("")
-    return lines
+from m17_platform.table_schema import table_markdown
 
 
 _HEADER = """\
@@ -114,5 +89,5 @@ def signals_markdown(settings: LevelSettings | None = None) -> str:
     """The text of ``docs/signals.md`` (header, then one section per level table)."""
     lines = _header(settings or LevelSettings())
     for spec in LEVEL_TABLES.values():
-        lines += table_markdown(spec)
+        lines += table_markdown(spec, heading="###")
     return "\n".join(lines)

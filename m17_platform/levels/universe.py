@@ -209,17 +209,19 @@ def _sma_levels(
     return out.filter(pl.col("level_spy").is_not_nan()).with_columns(pl.lit(None, dtype=pl.Float64).alias("level_es"))
 
 
+LEVEL_ROWS_SCHEMA = {
+    "bar_start_ns": pl.Int64,
+    "level_kind": pl.String,
+    "level_spy": pl.Float64,
+    "known_from_ts_ns": pl.Int64,
+    "level_es": pl.Float64,
+}
+"""The level rows each kind's builder returns before they are joined into ``levels``."""
+
+
 def _gamma_levels(bs: np.ndarray, gamma: pl.DataFrame | None, lvl: LevelSettings) -> pl.DataFrame:
     """CALL_WALL / PUT_WALL / GAMMA_FLIP from the preferred source's last total row before each bar."""
-    empty = pl.DataFrame(
-        schema={
-            "bar_start_ns": pl.Int64,
-            "level_kind": pl.String,
-            "level_spy": pl.Float64,
-            "known_from_ts_ns": pl.Int64,
-            "level_es": pl.Float64,
-        }
-    )
+    empty = pl.DataFrame(schema=LEVEL_ROWS_SCHEMA)
     if gamma is None or gamma.height == 0 or bs.size == 0:
         return empty
     chosen_ts = np.full(bs.size, -1, dtype=np.int64)
@@ -253,15 +255,7 @@ def _strike_levels(
     spy_bars: pl.DataFrame, options: pl.DataFrame | None, part: Partition, lvl: LevelSettings
 ) -> pl.DataFrame:
     """STRIKE rows: strikes of the nearest expiration with prints before the bar start."""
-    empty = pl.DataFrame(
-        schema={
-            "bar_start_ns": pl.Int64,
-            "level_kind": pl.String,
-            "level_spy": pl.Float64,
-            "known_from_ts_ns": pl.Int64,
-            "level_es": pl.Float64,
-        }
-    )
+    empty = pl.DataFrame(schema=LEVEL_ROWS_SCHEMA)
     if options is None or options.height == 0 or spy_bars.height == 0:
         return empty
     first = (
