@@ -14,7 +14,6 @@ from dagster import AssetExecutionContext, AssetSpec, DataVersion, MaterializeRe
 from assets.checks import build_partition_checks, table_key
 from assets.metadata import column_schema, manifest_metadata
 from assets.partitions import DAY_BY_UNDERLYING, partition_ref
-from m17_platform.lake import Lake, PartitionRef
 from m17_platform.levels import checks as level_checks
 from m17_platform.levels import lake_inputs
 from m17_platform.levels.schemas import LEVEL_SIGNALS, LEVEL_TABLES
@@ -24,12 +23,6 @@ from resources import LakeResource
 
 SETTINGS = LevelSettings()
 INPUT_SPECS = [table(name) for name in level_checks.INPUTS]
-
-
-def level_inputs(store: Lake, ref: PartitionRef, settings: LevelSettings = SETTINGS) -> dict:
-    """The chain's inputs for ``ref`` with the SMA history of earlier partitions
-    (:func:`m17_platform.levels.lake_inputs.level_inputs`)."""
-    return lake_inputs.level_inputs(store, ref, settings)
 
 
 @multi_asset(
@@ -43,7 +36,7 @@ def level_inputs(store: Lake, ref: PartitionRef, settings: LevelSettings = SETTI
 )
 def level_physics_chain(context: AssetExecutionContext, lake: LakeResource):
     ref, store = partition_ref(context.partition_key), lake.lake()
-    result = level_checks.run_chain(level_inputs(store, ref), ref.trade_date, ref.underlying, SETTINGS)
+    result = level_checks.run_chain(lake_inputs.level_inputs(store, ref, SETTINGS), ref.trade_date, ref.underlying, SETTINGS)
     shas = store.input_shas(INPUT_SPECS, ref)
     source = "gold from " + ", ".join(f"{s.layer}.{s.name}" for s in INPUT_SPECS)
     staged = [store.stage(spec, ref, [result.tables[name]], source=source, stats=result.stats.get(name, {}), inputs=shas)
